@@ -1,0 +1,54 @@
+"""The classifier: a transformers encoder with a 2-class head, wrapped in a LightningModule."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torchmetrics
+from transformers import AutoModelForSequenceClassification
+
+from source import resolve_model_path
+
+LABELS = ["unacceptable", "acceptable"]  # CoLA: 0 = unacceptable, 1 = acceptable
+
+
+class ColaModel(L.LightningModule):
+    """Fine-tunes `model_name` on CoLA; reports accuracy and Matthews correlation (CoLA's metric)."""
+
+    def __init__(self, model_name: str, lr: float = 1e-3, max_length: int = 64) -> None:
+        super().__init__()
+        # Saved into the checkpoint, so inference tokenizes exactly as training did.
+        self.save_hyperparameters()
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model_path(model_name), num_labels=len(LABELS)
+        )
+        # transformers returns the model in eval mode; training needs dropout switched on.
+        self.model.train()
+        self.train_acc = torchmetrics.Accuracy(task="binary")
+        self.val_acc = torchmetrics.Accuracy(task="binary")
+        self.val_mcc = torchmetrics.MatthewsCorrCoef(task="binary")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch, 2)."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = torch.nn.functional.cross_entropy(logits, batch["label"])
+        self.train_acc(logits.argmax(dim=1), batch["label"])
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = torch.nn.functional.cross_entropy(logits, batch["label"])
+        preds = logits.argmax(dim=1)
+        self.val_acc(preds, batch["label"])
+        self.val_mcc(preds, batch["label"])
+        self.log("val/loss", loss, prog_bar=True)
+        self.log("val/acc", self.val_acc, prog_bar=True)
+        self.log("val/mcc", self.val_mcc, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
