@@ -1,0 +1,112 @@
+"""W&B: an offline run really holds the metrics, the confusion matrix and the misclassified table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from wandb_logging import resolve_mode
+from wandb_run_reader import history, media_file
+
+from errors import CourseError
+from source import OFFLINE_DATA_DIR
+from train import TrainConfig, checkpoint_path, train
+
+METRICS = ["acc", "precision", "recall", "f1", "mcc"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained: dict) -> Path:
+    [directory] = (trained["artifacts"] / "wandb").glob("offline-run-*")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def rows(run_dir: Path) -> list[dict]:
+    return history(run_dir)
+
+
+def test_every_metric_is_logged_for_both_splits(rows: list[dict]) -> None:
+    logged = set().union(*rows)
+    for split in ("train", "val"):
+        for metric in METRICS:
+            assert f"{split}/{metric}" in logged
+    assert {"train/loss", "val/loss"} <= logged
+
+
+def test_one_validation_row_per_epoch(rows: list[dict]) -> None:
+    from conftest import TEST_EPOCHS
+
+    epochs = [row["epoch"] for row in rows if "val/mcc" in row]
+    # one row per epoch, then the final `validate()` of the best checkpoint (logged after the last)
+    assert epochs == [*range(TEST_EPOCHS), TEST_EPOCHS]
+
+
+def test_confusion_matrix_image_is_written(rows: list[dict], run_dir: Path) -> None:
+    from conftest import TEST_EPOCHS
+
+    images = [row["val/confusion_matrix"] for row in rows if "val/confusion_matrix" in row]
+    assert len(images) == TEST_EPOCHS + 1, "one confusion matrix per epoch and one for the final validation"
+    png = media_file(run_dir, images[-1])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (images[-1]["width"], images[-1]["height"]) == (400, 350)  # figsize (4, 3.5) at 100 dpi
+
+
+def validation_size() -> int:
+    with open(OFFLINE_DATA_DIR / "validation.csv", newline="") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
+def matching_validation_row(rows: list[dict], index: int) -> dict:
+    """The row with the validation metrics that belong to the table logged in rows[index].
+
+    The callback logs its table inside the validation epoch; Lightning logs the epoch's metrics
+    right after, at the same global step.
+    """
+    step = rows[index]["trainer/global_step"]
+    following = [row for row in rows[index + 1 :] if "val/acc" in row]
+    assert following and following[0]["trainer/global_step"] == step
+    return following[0]
+
+
+def test_misclassified_table_matches_validation_accuracy(rows: list[dict], run_dir: Path) -> None:
+    """The table holds exactly the validation sentences the model got wrong in that epoch."""
+    tables = [i for i, row in enumerate(rows) if "val/misclassified" in row]
+    assert len(tables) >= 2, "no misclassified table logged"
+    n_val = validation_size()
+    for index in tables:
+        table = json.loads(media_file(run_dir, rows[index]["val/misclassified"]).read_text())
+        assert table["columns"] == ["sentence", "true label", "predicted label", "probability"]
+        assert all(true != predicted for _, true, predicted, _ in table["data"])
+        assert all(0.5 <= probability <= 1.0 for *_, probability in table["data"])
+        # computed on the validation split: its size and the logged accuracy agree with the table
+        accuracy = matching_validation_row(rows, index)["val/acc"]
+        assert len(table["data"]) == round((1 - accuracy) * n_val)
+
+
+def test_run_id_is_recorded_beside_the_checkpoint(trained: dict, run_dir: Path) -> None:
+    info = json.loads(checkpoint_path(trained["artifacts"]).with_suffix(".wandb.json").read_text())
+    assert info["wandb_run_id"] and run_dir.name.endswith(info["wandb_run_id"])
+    assert info["wandb_mode"] == "offline"
+
+
+def test_disabled_mode_trains_and_writes_no_run(tmp_path: Path) -> None:
+    metrics = train(TrainConfig(source="offline", max_epochs=1, max_length=32, artifacts_dir=tmp_path,
+                                wandb_mode="disabled"))
+    assert "val/acc" in metrics
+    assert checkpoint_path(tmp_path).is_file()
+    assert not list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_mode_follows_login_state(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert resolve_mode() == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode() == "online"
+    assert resolve_mode("disabled") == "disabled"
+    with pytest.raises(CourseError, match="unknown W&B mode"):
+        resolve_mode("sometimes")

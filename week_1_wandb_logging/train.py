@@ -1,0 +1,106 @@
+"""Train the CoLA classifier and save the best checkpoint where inference.py finds it.
+
+    python train.py                       # offline data + locally built BERT-tiny (default)
+    python train.py --source hub          # real CoLA and google/bert_uncased_L-2_H-128_A-2
+    python train.py --max-epochs 3 --lr 3e-4
+    python train.py --wandb-mode disabled  # no W&B at all
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from wandb_logging import MODES, ValidationReport, make_logger, record_run
+
+from data import ColaDataModule
+from errors import run_cli
+from model import ColaModel
+from source import SOURCES, WEEK_DIR, base_model_name, resolve_source
+
+ARTIFACTS_DIR = WEEK_DIR / "artifacts"
+CHECKPOINT_NAME = "best"  # -> artifacts/checkpoints/best.ckpt, overwritten by each run
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on."""
+
+    source: str | None = None  # hub | offline | auto; None -> $MLOPS_SOURCE or offline
+    max_epochs: int = 10
+    batch_size: int = 64
+    max_length: int = 64
+    lr: float = 1e-3
+    seed: int = 42
+    artifacts_dir: Path = ARTIFACTS_DIR
+    wandb_mode: str | None = None  # online | offline | disabled; None -> $WANDB_MODE or login state
+
+
+def checkpoint_path(artifacts_dir: Path = ARTIFACTS_DIR) -> Path:
+    """The stable path of the best checkpoint of the last training run."""
+    return artifacts_dir / "checkpoints" / f"{CHECKPOINT_NAME}.ckpt"
+
+
+def train(config: TrainConfig) -> dict[str, float]:
+    """Fit the model; return the best checkpoint's validation metrics."""
+    L.seed_everything(config.seed, workers=True)
+    source = resolve_source(config.source)
+    model_name = base_model_name(source)
+    data = ColaDataModule(model_name, source, config.batch_size, config.max_length)
+    model = ColaModel(model_name, lr=config.lr, max_length=config.max_length)
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_path(config.artifacts_dir).parent,
+        filename=CHECKPOINT_NAME,
+        monitor="val/loss",
+        mode="min",
+        enable_version_counter=False,  # keep the path stable: best.ckpt, not best-v1.ckpt
+    )
+    logger = make_logger(config.artifacts_dir, config.wandb_mode)
+    logger.log_hyperparams({"source": source, "batch_size": config.batch_size, "seed": config.seed})
+    trainer = L.Trainer(
+        accelerator="auto",  # a GPU when there is one, else the CPU
+        devices=1,
+        max_epochs=config.max_epochs,
+        callbacks=[checkpoint, ValidationReport()],
+        logger=logger,
+        default_root_dir=config.artifacts_dir,
+        log_every_n_steps=10,
+    )
+    trainer.fit(model, datamodule=data)
+    [metrics] = trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
+    record_run(logger, checkpoint_path(config.artifacts_dir))
+    logger.experiment.finish()  # flush the run to disk (offline) or to wandb.ai (online)
+    print(
+        f"best checkpoint: {checkpoint.best_model_path}\n"
+        f"validation: accuracy={metrics['val/acc']:.3f} mcc={metrics['val/mcc']:.3f} "
+        f"loss={metrics['val/loss']:.3f}"
+    )
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    """Command-line flags -> TrainConfig."""
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--source", choices=SOURCES, default=None, help="default: $MLOPS_SOURCE or offline")
+    parser.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--max-length", type=int, default=defaults.max_length)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--artifacts-dir", type=Path, default=defaults.artifacts_dir)
+    parser.add_argument("--wandb-mode", choices=MODES, default=None, help="default: $WANDB_MODE or login state")
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    train(parse_args())
+
+
+if __name__ == "__main__":
+    run_cli(main)
