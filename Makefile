@@ -23,10 +23,10 @@ setup: $(VENV)/.installed ## create .venv with every pinned dependency (torch fi
 demo: setup ## run the course's main job on the embedded default (offline)
 	cd week_0_project_setup && ../$(PY) train.py --source offline --max-epochs 10
 	cd week_0_project_setup && ../$(PY) inference.py \
-		"The cat sat on the mat." \
-		"The cats sits on the mat." \
-		"She will finish the report tomorrow." \
-		"Report the she finish will tomorrow."
+		"The dogs are chasing a cat." \
+		"The dogs is chasing a cat." \
+		"Anna will help the children." \
+		"Anna will helps the children."
 
 test: setup lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests

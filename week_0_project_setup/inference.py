@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from errors import CourseError, run_cli
 from model import LABELS, ColaModel
@@ -27,6 +28,10 @@ class ColaPredictor:
                 f"no trained model at {checkpoint}: run `python train.py` first, "
                 "or pass --checkpoint PATH"
             )
+        # Building the module loads the base model first, and transformers reports its fresh
+        # classifier head as "newly initialized"; the checkpoint's trained weights replace it
+        # right after, so that report would only mislead here.
+        transformers_logging.set_verbosity_error()
         self.model = ColaModel.load_from_checkpoint(checkpoint, map_location="cpu")
         self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(self.model.hparams.model_name))

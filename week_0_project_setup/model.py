@@ -50,5 +50,16 @@ class ColaModel(L.LightningModule):
         self.log("val/acc", self.val_acc, prog_bar=True)
         self.log("val/mcc", self.val_mcc, prog_bar=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self) -> dict:
+        """AdamW with BERT's fine-tuning schedule: linear warm-up over 10% of the steps, then linear decay.
+
+        A constant learning rate high enough to learn quickly keeps knocking the pretrained
+        encoder off course late in training; the decay lets the last epochs settle.
+        """
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = max(1, total // 10)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

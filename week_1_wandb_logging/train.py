@@ -15,12 +15,12 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from wandb_logging import MODES, ValidationReport, make_logger, record_run
 
 from data import ColaDataModule
 from errors import run_cli
 from model import ColaModel
 from source import SOURCES, WEEK_DIR, base_model_name, resolve_source
+from wandb_logging import MODES, ValidationReport, make_logger, record_run
 
 ARTIFACTS_DIR = WEEK_DIR / "artifacts"
 CHECKPOINT_NAME = "best"  # -> artifacts/checkpoints/best.ckpt, overwritten by each run

@@ -37,3 +37,11 @@ def test_explicit_sources(monkeypatch) -> None:
     assert resolve_source("auto") == "offline"  # the probe answers at once when offline is forced
     with pytest.raises(CourseError, match="unknown source"):
         resolve_source("internet")
+
+
+def test_missing_bundled_model_names_the_fix(monkeypatch, tmp_path) -> None:
+    import source
+
+    monkeypatch.setattr(source, "OFFLINE_MODEL_DIR", tmp_path / "offline_model")
+    with pytest.raises(CourseError, match="python offline_model.py"):
+        source.base_model_name("offline")

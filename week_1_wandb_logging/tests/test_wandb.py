@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from wandb_logging import resolve_mode
-from wandb_run_reader import history, media_file
 
 from errors import CourseError
 from source import OFFLINE_DATA_DIR
 from train import TrainConfig, checkpoint_path, train
+from wandb_logging import resolve_mode
+from wandb_run_reader import history, media_file
 
 METRICS = ["acc", "precision", "recall", "f1", "mcc"]
 
@@ -59,30 +59,19 @@ def validation_size() -> int:
         return sum(1 for _ in csv.DictReader(handle))
 
 
-def matching_validation_row(rows: list[dict], index: int) -> dict:
-    """The row with the validation metrics that belong to the table logged in rows[index].
-
-    The callback logs its table inside the validation epoch; Lightning logs the epoch's metrics
-    right after, at the same global step.
-    """
-    step = rows[index]["trainer/global_step"]
-    following = [row for row in rows[index + 1 :] if "val/acc" in row]
-    assert following and following[0]["trainer/global_step"] == step
-    return following[0]
-
-
 def test_misclassified_table_matches_validation_accuracy(rows: list[dict], run_dir: Path) -> None:
     """The table holds exactly the validation sentences the model got wrong in that epoch."""
-    tables = [i for i, row in enumerate(rows) if "val/misclassified" in row]
-    assert len(tables) >= 2, "no misclassified table logged"
+    tables = [row["val/misclassified"] for row in rows if "val/misclassified" in row]
+    # Both are logged once per validation epoch, in the same order: pair them up.
+    accuracies = [row["val/acc"] for row in rows if "val/acc" in row]
+    assert len(tables) == len(accuracies) >= 2, "one misclassified table per validation epoch"
     n_val = validation_size()
-    for index in tables:
-        table = json.loads(media_file(run_dir, rows[index]["val/misclassified"]).read_text())
+    for reference, accuracy in zip(tables, accuracies, strict=True):
+        table = json.loads(media_file(run_dir, reference).read_text())
         assert table["columns"] == ["sentence", "true label", "predicted label", "probability"]
         assert all(true != predicted for _, true, predicted, _ in table["data"])
         assert all(0.5 <= probability <= 1.0 for *_, probability in table["data"])
         # computed on the validation split: its size and the logged accuracy agree with the table
-        accuracy = matching_validation_row(rows, index)["val/acc"]
         assert len(table["data"]) == round((1 - accuracy) * n_val)
 
 
@@ -110,3 +99,13 @@ def test_mode_follows_login_state(monkeypatch, tmp_path: Path) -> None:
     assert resolve_mode("disabled") == "disabled"
     with pytest.raises(CourseError, match="unknown W&B mode"):
         resolve_mode("sometimes")
+
+
+def test_plot_run_draws_the_logged_curves(run_dir: Path, tmp_path: Path) -> None:
+    from matplotlib.image import imread
+    from plot_run import plot_run
+
+    out = plot_run(run_dir, tmp_path / "run.png")
+    pixels = imread(out)
+    assert pixels.shape[:2] == (360, 2000)  # five 4 x 3.6 inch panels at 100 dpi
+    assert pixels.std() > 0.05  # curves and a confusion matrix, not a blank canvas
