@@ -103,6 +103,7 @@ def test_mode_follows_login_state(monkeypatch, tmp_path: Path) -> None:
 
 def test_plot_run_draws_the_logged_curves(run_dir: Path, tmp_path: Path) -> None:
     from matplotlib.image import imread
+
     from plot_run import plot_run
 
     out = plot_run(run_dir, tmp_path / "run.png")
