@@ -406,6 +406,27 @@ def check_readme(week: Path, section: str) -> list[str]:
 # ----------------------------------------------------------------------------- whole repo
 
 
+CI_WORKFLOW = Path(".github/workflows/ci.yml")
+
+
+def check_ci_matrix(root: Path, weeks: list[Path]) -> list[str]:
+    """Every week runs in GitHub's CI: its folder name is listed in the workflow's week matrix."""
+    workflow = root / CI_WORKFLOW
+    if not workflow.is_file():
+        return []
+    listed = set(re.findall(r"^\s*-\s*(week_\d+_\w+)\s*$", workflow.read_text(encoding="utf-8"), re.MULTILINE))
+    problems = [
+        f"{week.name} is not in the week matrix of {CI_WORKFLOW}: add `- {week.name}` so GitHub tests it"
+        for week in weeks
+        if week.name not in listed
+    ]
+    problems += [
+        f"{CI_WORKFLOW} lists {name} in its week matrix, but there is no such folder: remove it"
+        for name in sorted(listed - {week.name for week in weeks})
+    ]
+    return problems
+
+
 def check(root: Path) -> tuple[int, list[str]]:
     """Check every week. Returns (weeks checked, problems)."""
     weeks = find_weeks(root)
@@ -432,6 +453,7 @@ def check(root: Path) -> tuple[int, list[str]]:
             declaration, week_number(week), previous.name if previous else None
         )
         problems += check_readme(week, section)
+    problems += check_ci_matrix(root, weeks)
     return len(weeks), problems
 
 

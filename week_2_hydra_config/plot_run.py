@@ -29,16 +29,30 @@ def newest_run(wandb_dir: Path) -> Path:
     return runs[-1]
 
 
+def epoch_means(rows: list[dict], key: str) -> dict[int, float]:
+    """The mean of `key` per epoch: one point per epoch, even for metrics logged every few steps."""
+    values: dict[int, list[float]] = {}
+    for row in rows:
+        if key in row and "epoch" in row:
+            values.setdefault(int(row["epoch"]), []).append(row[key])
+    return {epoch: sum(v) / len(v) for epoch, v in sorted(values.items())}
+
+
 def plot_run(run_dir: Path, out: Path) -> Path:
     """One panel per metric (train and validation per epoch) and the last confusion matrix."""
     rows = history(run_dir)
     fig, axes = plt.subplots(1, len(METRICS) + 1, figsize=(4 * (len(METRICS) + 1), 3.6), dpi=100)
+    last_training_epoch = max(row["epoch"] for row in rows if "train/loss" in row)
     for ax, metric in zip(axes, METRICS, strict=False):
         for split, style in (("train", "o--"), ("val", "o-")):
-            points = [(row["epoch"], row[f"{split}/{metric}"]) for row in rows
-                      if f"{split}/{metric}" in row and "epoch" in row]
-            if points:
-                ax.plot(*zip(*points, strict=True), style, label=split)
+            points = epoch_means(rows, f"{split}/{metric}")
+            during = {epoch: value for epoch, value in points.items() if epoch <= last_training_epoch}
+            if during:
+                ax.plot(list(during), list(during.values()), style, label=split)
+        # The run ends with one more validation of the best checkpoint: a star, not a new epoch.
+        final = epoch_means(rows, f"val/{metric}").get(last_training_epoch + 1)
+        if final is not None:
+            ax.plot([last_training_epoch], [final], "*", markersize=14, color="tab:red", label="best checkpoint")
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.legend()

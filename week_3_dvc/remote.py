@@ -3,8 +3,8 @@
     python remote.py show              # the remotes DVC knows, and the default
     python remote.py use-s3            # add the S3 remote from DVC_S3_URL (+ AWS_ENDPOINT_URL)
     python remote.py check [-r s3]     # is the remote reachable? says what to set when not
-    python remote.py push  [-r s3]     # check, then `dvc push`
-    python remote.py pull  [-r s3]     # check, then `dvc pull`
+    python remote.py push  [-r s3] [targets]   # check, then `dvc push` (all, or stages/paths)
+    python remote.py pull  [-r s3] [targets]   # check, then `dvc pull`
 
 The committed .dvc/config names only the local directory remote (dvc-remote/, next to this
 file). The S3 remote is written to .dvc/config.local, which git ignores: your bucket, endpoint
@@ -147,7 +147,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("command", choices=["show", "use-s3", "check", "push", "pull"])
     parser.add_argument("-r", "--remote", default=None, help="remote name (default: DVC's default remote)")
-    args = parser.parse_args()
+    parser.add_argument("targets", nargs="*", help="push/pull only these stages or paths (default: all)")
+    args = parser.parse_intermixed_args()  # lets -r come before or after the targets
     if args.command == "show":
         default = default_remote()
         for name, options in remotes().items():
@@ -159,7 +160,7 @@ def main() -> None:
     else:
         print(f"{args.command}: {check(args.remote)}")
         extra = ["-r", args.remote] if args.remote else []
-        print(dvc(args.command, *extra), end="")
+        print(dvc(args.command, *extra, *args.targets), end="")
 
 
 if __name__ == "__main__":

@@ -456,3 +456,21 @@ def test_cli_module_exit_codes(repo: Path) -> None:
     assert bad.returncode == 1
     assert f"{W1}/util.py differs from {W0}/util.py" in bad.stdout
     assert "Traceback" not in bad.stderr
+
+
+# ----------------------------------------------------------------------------- CI matrix
+
+
+def test_ci_matrix_must_list_every_week(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    names = sorted(week.name for week in weeks.find_weeks(repo))
+    matrix = "jobs:\n  week:\n    strategy:\n      matrix:\n        week:\n"
+    write(repo / ".github/workflows/ci.yml", matrix + "".join(f"          - {name}\n" for name in names))
+    code, out = check_output(repo, capsys)
+    assert code == 0, out
+
+    write(repo / ".github/workflows/ci.yml", matrix + "".join(f"          - {name}\n" for name in names[:-1])
+          + "          - week_99_gone\n")
+    code, out = check_output(repo, capsys)
+    assert code == 1
+    assert f"{names[-1]} is not in the week matrix" in out
+    assert "lists week_99_gone in its week matrix, but there is no such folder" in out

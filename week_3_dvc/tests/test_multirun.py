@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,19 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from conftest import TEST_MAX_LENGTH
-from source import WEEK_DIR
+from source import OFFLINE_DATA_DIR, WEEK_DIR
 
 LEARNING_RATES = (1e-4, 3e-4)
+SMALL_DATA = {"train": 640, "validation": 192}  # rows per split: ten and three batches of 64
+
+
+def small_offline_data(folder: Path) -> Path:
+    """The first rows of each bundled split, for a sweep that only has to show two different results."""
+    folder.mkdir()
+    for split, rows in SMALL_DATA.items():
+        lines = (OFFLINE_DATA_DIR / f"{split}.csv").read_text().splitlines(keepends=True)
+        (folder / f"{split}.csv").write_text("".join(lines[: rows + 1]))  # + the header
+    return folder
 
 
 def final_validation_loss(record: Path) -> float:
@@ -26,6 +37,7 @@ def final_validation_loss(record: Path) -> float:
 def test_sweep_over_two_learning_rates(tmp_path: Path) -> None:
     elsewhere, sweep, artifacts = tmp_path / "elsewhere", tmp_path / "multirun", tmp_path / "artifacts"
     elsewhere.mkdir()
+    env = {**os.environ, "MLOPS_OFFLINE_DATA": str(small_offline_data(tmp_path / "data"))}
     done = subprocess.run(
         [
             sys.executable, str(WEEK_DIR / "train.py"), "-m",
@@ -33,7 +45,7 @@ def test_sweep_over_two_learning_rates(tmp_path: Path) -> None:
             "training.max_epochs=1", f"model.max_length={TEST_MAX_LENGTH}", "logger=csv",
             f"paths.artifacts={artifacts}", f"hydra.sweep.dir={sweep}",
         ],
-        cwd=elsewhere, capture_output=True, text=True, timeout=400,
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=400,
     )
     assert done.returncode == 0, done.stderr[-3000:]
 
