@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from dvc_project import Project, md5
 
 QUICK = {"train.max_epochs": "1", "train.max_length": "32"}  # keeps each training run ~15 s

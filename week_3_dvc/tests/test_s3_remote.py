@@ -7,8 +7,9 @@ import socket
 
 import boto3
 import pytest
-from dvc_project import Project, md5
 from moto.server import ThreadedMotoServer
+
+from dvc_project import Project, md5
 
 BUCKET = "course-dvc"
 CREDENTIALS = {
