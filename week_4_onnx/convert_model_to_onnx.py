@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -104,6 +105,23 @@ def export_onnx(model: ColaModel, example: dict[str, torch.Tensor], path: Path, 
     onnx.checker.check_model(str(path), full_check=True)
 
 
+def fuse_for_onnx_runtime(path: Path) -> dict[str, int]:
+    """Rewrite the graph in place with ONNX Runtime's fused transformer kernels; returns the fusion counts.
+
+    onnxscript's rewriter recognises the exported attention, LayerNorm and Gelu subgraphs and
+    replaces each with one com.microsoft op (Attention, SkipLayerNormalization, BiasGelu), which
+    ONNX Runtime runs as a single kernel. The result only runs on ONNX Runtime, which is what we
+    serve with; `--portable` skips this step and keeps standard ONNX ops only.
+    """
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    model = ir.load(str(path))
+    _, counts = optimize_for_ort(model)
+    ir.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+    return {name: count for name, count in counts.items() if count}
+
+
 def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
     """Dynamic quantization: int8 weights stored, activations quantized on the fly per batch."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -128,8 +146,13 @@ def check_parity(model: ColaModel, example: dict[str, torch.Tensor], fp32_path: 
     return difference
 
 
-def convert(checkpoint: Path = CHECKPOINT, out_dir: Path = EXPORT_DIR, opset: int = OPSET) -> dict[str, Path]:
-    """Write model.onnx, model.int8.onnx, the tokenizer and model_config.json into `out_dir`."""
+def convert(
+    checkpoint: Path = CHECKPOINT, out_dir: Path = EXPORT_DIR, opset: int = OPSET, portable: bool = False
+) -> dict[str, Path]:
+    """Write model.onnx, model.int8.onnx, the tokenizer and model_config.json into `out_dir`.
+
+    By default the graph gets ONNX Runtime's fused kernels; `portable=True` keeps standard ops only.
+    """
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     model = load_classifier(checkpoint)
     # Labels and max_length exactly as training saved them (week 2), so serving cannot disagree.
@@ -147,6 +170,9 @@ def convert(checkpoint: Path = CHECKPOINT, out_dir: Path = EXPORT_DIR, opset: in
     log.info("exporting %s (opset %d, dynamic batch and sequence axes) ...", checkpoint, opset)
     export_onnx(model, example, written["fp32"], opset)
     log.info("wrote %s (%s), onnx.checker passed", written["fp32"], file_mb(written["fp32"]))
+    if not portable:
+        fused = fuse_for_onnx_runtime(written["fp32"])
+        log.info("fused for ONNX Runtime: %s", ", ".join(f"{name} x{count}" for name, count in fused.items()))
     difference = check_parity(model, example, written["fp32"])
     log.info("parity: max |probability difference| PyTorch vs ONNX Runtime = %.1e", difference)
 
@@ -161,6 +187,7 @@ def convert(checkpoint: Path = CHECKPOINT, out_dir: Path = EXPORT_DIR, opset: in
         "labels": labels,
         "max_length": max_length,
         "opset": opset,
+        "onnx_runtime_fusions": not portable,
         "inputs": list(INPUT_NAMES),
         "outputs": [OUTPUT_NAME],
         "models": dict(MODEL_FILES),
@@ -184,8 +211,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT, help="default: artifacts/checkpoints/best.ckpt")
     parser.add_argument("--out-dir", type=Path, default=EXPORT_DIR, help="default: artifacts/onnx")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
+    parser.add_argument("--portable", action="store_true", help="standard ONNX ops only, no ONNX Runtime fusions")
     args = parser.parse_args()
-    convert(args.checkpoint, args.out_dir, args.opset)
+    convert(args.checkpoint, args.out_dir, args.opset, args.portable)
 
 
 if __name__ == "__main__":
