@@ -1,6 +1,6 @@
 """Weights & Biases for this course: which mode to run in, the logger, and the extra plots.
 
-Mode (WANDB_MODE or --wandb-mode wins; otherwise chosen from your login state):
+Mode (a mode you ask for, with WANDB_MODE or train.py's option, wins; otherwise your login state decides):
   online    you are logged in (`wandb login` or WANDB_API_KEY): runs appear on wandb.ai
   offline   not logged in: the run is written to artifacts/wandb/, `wandb sync <dir>` uploads it later
   disabled  nothing is written

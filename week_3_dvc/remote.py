@@ -92,7 +92,7 @@ def check_s3(options: dict[str, str]) -> str:
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
     parsed = urlparse(options["url"])
-    endpoint = options.get("endpointurl") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = options.get("endpointurl") or os.environ.get("AWS_ENDPOINT_URL") or None
     where = endpoint or "AWS S3"
     client = boto3.client(
         "s3",
