@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.report import report
 from tools.weeks import find_weeks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,12 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="repo root (default: %(default)s)")
     args = parser.parse_args(argv)
     count, problems = check_pins(args.root)
-    if problems:
-        print("\n".join(problems))
-        print(f"\n{len(problems)} pin problem(s); see above.")
-        return 1
-    print(f"{count} requirements files checked, every pin agrees with the root {LOCK}")
-    return 0
+    return report(
+        problems,
+        failed=f"{len(problems)} pin problem(s); see above.",
+        passed=f"{count} requirements files checked, every pin agrees with the root {LOCK}",
+    )
 
 
 if __name__ == "__main__":

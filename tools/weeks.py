@@ -26,6 +26,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.report import report
+
 ROOT = Path(__file__).resolve().parents[1]
 WEEK_PATTERN = re.compile(r"^week_(\d+)_\w+$")
 DECLARATION = "week.toml"
@@ -648,12 +650,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "check":
         count, problems = check(root)
-        if problems:
-            print("\n".join(problems))
-            print(f"\n{len(problems)} problem(s) in {count} week folder(s); see above.")
-            return 1
-        print(f"{count} weeks checked, all declarations hold")
-        return 0
+        return report(
+            problems,
+            failed=f"{len(problems)} problem(s) in {count} week folder(s); see above.",
+            passed=f"{count} weeks checked, all declarations hold",
+        )
     if args.command == "diff":
         week = find_week(root, args.week)
         if week is None:
