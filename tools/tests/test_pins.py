@@ -103,3 +103,13 @@ def test_missing_lock_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out = run(tmp_path, capsys)
     assert code == 1
     assert "there is no root requirements.txt" in out
+
+
+def test_other_requirements_files_of_a_week_are_checked_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_repo(tmp_path, "torch==2.13.0\n")
+    (tmp_path / "week_0_base" / "requirements-serve.txt").write_text("moto==5.2.4\n")
+    code, out = run(tmp_path, capsys)
+    assert code == 1
+    assert "week_0_base/requirements-serve.txt:1: moto==5.2.4 but the root requirements.txt pins moto==5.2.5" in out
