@@ -1,0 +1,75 @@
+"""Shared fixtures: offline mode, configs composed as Hydra would, one training run and its ONNX export."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+WEEK_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(WEEK_DIR))
+
+# Tests never touch the network: offline data and model, Hub libraries fail fast.
+os.environ["MLOPS_SOURCE"] = "offline"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+# W&B writes a real run to disk, never to the network (a test can still ask for "disabled").
+os.environ["WANDB_MODE"] = "offline"
+os.environ.pop("WANDB_API_KEY", None)
+
+# A short run that reliably learns on 2 CPU cores (see test_train.py for the margin).
+TEST_EPOCHS = 6
+TEST_MAX_LENGTH = 32  # the offline sentences are short; 32 tokens halves the time per epoch
+
+
+def compose(*overrides: str) -> DictConfig:
+    """The config `python train.py <overrides>` would train with, composed without running the app."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from config import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+def short_run(artifacts: Path, *overrides: str, epochs: int = 1) -> DictConfig:
+    """A config for a short offline run that writes only under `artifacts`."""
+    return compose(
+        f"paths.artifacts={artifacts}",
+        "data.source=offline",
+        f"model.max_length={TEST_MAX_LENGTH}",
+        f"training.max_epochs={epochs}",
+        *overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Train once for the whole session (default logger: W&B); returns metrics and the checkpoint path."""
+    from train import checkpoint_path, train
+
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    metrics = train(short_run(artifacts, epochs=TEST_EPOCHS))
+    return {"metrics": metrics, "checkpoint": checkpoint_path(artifacts / "checkpoints"), "artifacts": artifacts}
+
+
+@pytest.fixture(scope="session")
+def exported(trained: dict) -> dict:
+    """The session's trained checkpoint converted once to ONNX (fp32 and int8) with its tokenizer."""
+    from convert_model_to_onnx import convert
+
+    export_dir = trained["artifacts"] / "onnx"
+    written = convert(trained["checkpoint"], export_dir)
+    return {**trained, "export_dir": export_dir, "written": written}
+
+
+def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run one of the week's scripts the way a learner would, from the week folder."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=WEEK_DIR, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
