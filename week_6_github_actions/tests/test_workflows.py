@@ -234,14 +234,23 @@ def test_the_rules_report_the_broken_workflow() -> None:
     assert any("top-level `permissions:` is None" in problem for problem in permission_problems(BROKEN))
 
 
-def test_only_the_dvc_pull_job_gets_an_oidc_token() -> None:
-    tokens = {
-        (path.name, name)
-        for path in WORKFLOWS
-        for name, job in load(path)["jobs"].items()
-        if (job.get("permissions") or {}).get("id-token") == "write"
-    }
-    assert tokens == {("dvc.yml", "pull")}
+def test_an_oidc_token_only_where_aws_credentials_are_assumed() -> None:
+    """`id-token: write` exactly in the jobs that trade it for an AWS role, and those jobs use a role, not keys."""
+    with_token, assuming = set(), set()
+    for path in WORKFLOWS:
+        for name, job in load(path)["jobs"].items():
+            if (job.get("permissions") or {}).get("id-token") == "write":
+                with_token.add((path.name, name))
+            for step in job.get("steps") or []:
+                if str(step.get("uses", "")).startswith(AWS_CREDENTIALS_ACTION + "@"):
+                    assuming.add((path.name, name))
+                    options = step.get("with") or {}
+                    assert "role-to-assume" in options, f"{path.name} job {name}: assume a role with OIDC"
+                    assert not {"aws-access-key-id", "aws-secret-access-key"} & set(options), (
+                        f"{path.name} job {name}: no long-lived AWS keys"
+                    )
+    assert ("dvc.yml", "pull") in with_token
+    assert with_token == assuming
 
 
 def test_reusable_workflow_calls_match_their_inputs() -> None:
