@@ -26,7 +26,7 @@ ROOTFS_TAR="$CACHE/python-3.11-slim-bookworm-standin-r$RECIPE.tar"
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 APT_REQUIRED=(podman buildah skopeo runc debootstrap fuse-overlayfs slirp4netns uidmap)
-APT_OPTIONAL=(docker-registry) # the registry used in a later week; installed, not started
+APT_OPTIONAL=(docker-registry) # the registry week 7 pushes to; installed, not started (the tests start their own)
 
 log() { printf '== containers: %s\n' "$*"; }
 die() { printf '== containers: ERROR: %s\n' "$*" >&2; exit 1; }
