@@ -1,0 +1,130 @@
+"""The classifier as a web service: FastAPI in front of the ONNX model (no torch on this path).
+
+    uvicorn app:app --port 8000          # then open http://127.0.0.1:8000/docs
+
+    POST /predict        {"text": "The dogs are chasing a cat."}  -> label, score, probabilities
+    POST /predict/batch  {"texts": ["...", "..."]}                  -> one prediction per text
+    GET  /health         the process is alive
+    GET  /ready          the model is loaded and the service can answer
+
+The model is loaded once, at start-up, from MODEL_DIR (see settings.py). If it is missing or
+corrupt the service does not start: it logs what is wrong and how to fix it, and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from errors import CourseError
+from inference_onnx import ColaOnnxPredictor
+from schemas import BatchPrediction, BatchRequest, Health, Prediction, PredictRequest, Readiness
+from settings import read_settings
+
+# uvicorn configures this logger, so the service's lines appear in its format and at its level.
+log = logging.getLogger("uvicorn.error")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model before the first request is accepted; drop it at shutdown."""
+    try:
+        settings = read_settings()
+        app.state.predictor = ColaOnnxPredictor(settings.model_dir, settings.variant, settings.threads)
+    except CourseError as error:
+        # Logged on one line first, so it is the line to read in `docker logs`, above uvicorn's traceback.
+        log.error("cannot start the service: %s", error)
+        raise
+    log.info("model loaded from %s (%s)", settings.model_dir, settings.variant)
+    yield
+    app.state.predictor = None
+
+
+app = FastAPI(
+    title="CoLA sentence acceptability",
+    description="Is an English sentence grammatically acceptable? A BERT-tiny classifier exported to ONNX.",
+    version="5.0.0",
+    lifespan=lifespan,
+)
+app.state.predictor = None
+
+
+EXAMPLE_BODY = '{"text": "The dog sleeps."}'
+
+
+def describe(error: dict, content_type: str) -> str:
+    """One readable line for one validation error, e.g. `texts.3: String should have at most 1000 characters`."""
+    where = ".".join(str(part) for part in error["loc"] if part != "body")
+    if error["type"] == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "")
+        return f"the body is not valid JSON ({reason}): send e.g. {EXAMPLE_BODY}"
+    if where == "" and error["type"] == "missing":
+        return f"the body is empty: send e.g. {EXAMPLE_BODY}"
+    if where == "" and error["type"] == "model_attributes_type":
+        if "json" not in content_type:
+            sent_as = f"as {content_type}" if content_type else "without a Content-Type"
+            return f"the body was sent {sent_as}: send JSON with Content-Type: application/json"
+        return f"the body must be a JSON object, e.g. {EXAMPLE_BODY}"
+    return f"{where}: {error['msg']}"
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with a one-line `error` a person can read, plus FastAPI's structured `detail`."""
+    content_type = request.headers.get("content-type", "")
+    problems = [describe(error, content_type) for error in exc.errors()]
+    return JSONResponse(
+        status_code=422,
+        content={"error": "; ".join(problems), "detail": jsonable_encoder(exc.errors())},
+    )
+
+
+def predictor_of(request: Request) -> ColaOnnxPredictor:
+    predictor = request.app.state.predictor
+    if predictor is None:  # only between shutdown and exit: the lifespan loads it before serving
+        raise RuntimeError("the model is not loaded")
+    return predictor
+
+
+# The prediction endpoints are plain `def`: FastAPI runs them in a worker thread, so the model's
+# CPU work never blocks the event loop that answers /health and accepts connections.
+@app.post("/predict", response_model=Prediction)
+def predict(body: PredictRequest, request: Request) -> Prediction:
+    """Classify one sentence."""
+    result = predictor_of(request).predict(body.text)
+    return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
+
+
+@app.post("/predict/batch", response_model=BatchPrediction)
+def predict_batch(body: BatchRequest, request: Request) -> BatchPrediction:
+    """Classify up to 64 sentences in one model call."""
+    results = predictor_of(request).predict_batch(body.texts)
+    return BatchPrediction(
+        predictions=[
+            Prediction(text=text, **{k: result[k] for k in ("label", "score", "probabilities")})
+            for text, result in zip(body.texts, results, strict=True)
+        ]
+    )
+
+
+@app.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: the process answers. Restart it if this fails."""
+    return Health(status="ok")
+
+
+@app.get("/ready", response_model=Readiness, responses={503: {"description": "the model is not loaded"}})
+async def ready(request: Request) -> Readiness | JSONResponse:
+    """Readiness: the model is loaded. Send traffic only when this says ready."""
+    predictor = request.app.state.predictor
+    if predictor is None:
+        return JSONResponse(status_code=503, content={"status": "not ready", "error": "the model is not loaded"})
+    return Readiness(
+        status="ready", model_dir=str(predictor.export_dir), variant=predictor.variant, labels=predictor.labels
+    )
