@@ -318,6 +318,26 @@ def run_detached(
     return result.stdout.strip().splitlines()[-1]
 
 
+def start(
+    tag: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    engine: str | None = None,
+) -> str:
+    """Start ``tag`` in the background without publishing a port; returns the container id.
+
+    For containers that call out instead of listening (a Lambda runtime client, say):
+    pass ``extra_args=["--network", "host"]`` to let them reach servers on 127.0.0.1.
+    Remove it with :func:`stop`.
+    """
+    command = ["run", "--detach", "--label", TEST_LABEL]
+    for name, value in (env or {}).items():
+        command += ["--env", f"{name}={value}"]
+    command += [*_extra_args("CONTAINER_RUN_ARGS"), *extra_args, tag]
+    return _engine_command(engine, *command, timeout_s=300).stdout.strip().splitlines()[-1]
+
+
 def host_port(cid: str, port: int, engine: str | None = None) -> int:
     """The port of 127.0.0.1 that the container's ``port`` is published on."""
     output = _engine_command(engine, "port", cid, f"{port}/tcp").stdout
@@ -354,15 +374,18 @@ def run_to_completion(
     *args: str,
     env: Mapping[str, str] | None = None,
     user: str | None = None,
+    entrypoint: str | None = None,
     engine: str | None = None,
     timeout_s: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """``ENGINE run --rm [--env ...] [--user ...] tag args...`` until it exits, whatever its exit code."""
+    """``ENGINE run --rm [--env/--user/--entrypoint ...] tag args...`` until it exits, whatever its exit code."""
     command = ["run", "--rm", "--label", TEST_LABEL]
     for name, value in (env or {}).items():
         command += ["--env", f"{name}={value}"]
     if user is not None:
         command += ["--user", user]
+    if entrypoint is not None:
+        command += ["--entrypoint", entrypoint]
     command += [*_extra_args("CONTAINER_RUN_ARGS"), tag, *args]
     return _engine_command(engine, *command, timeout_s=timeout_s, check=False)
 
