@@ -2,6 +2,7 @@
 
     python build_image.py cola-api:latest              # dvc pull artifacts/onnx from the default remote, build
     python build_image.py cola-api:latest -r s3        # from the S3 remote (python remote.py use-s3 first)
+    python build_image.py cola-lambda:latest -r s3 -f Dockerfile.lambda   # the Lambda image
 
 1. `dvc pull` the export stage's output (artifacts/onnx) from the remote: the exact model that
    dvc.lock names, so the image holds what git + DVC say it holds;
@@ -47,8 +48,8 @@ def pull_model(remote: str | None) -> str:
     return locked_model_hash()
 
 
-def build(tag: str, model_hash: str, engine: str | None = None) -> None:
-    """Build the week's Dockerfile as `tag`, labelled with the commit and the model hash."""
+def build(tag: str, model_hash: str, engine: str | None = None, dockerfile: str = "Dockerfile") -> None:
+    """Build the week's `dockerfile` as `tag`, labelled with the commit and the model hash."""
     engine = engine or find_engine()
     extra = shlex.split(os.environ.get("CONTAINER_BUILD_ARGS", ""))
     labels = [
@@ -56,16 +57,19 @@ def build(tag: str, model_hash: str, engine: str | None = None) -> None:
         "--label", f"org.mlops-basics.model.dvc-md5={model_hash}",
     ]  # fmt: skip
     print(f"building {tag} with {engine} ...")
-    engine_run(engine, "build", *extra, *labels, "-t", tag, str(WEEK_DIR))
+    engine_run(engine, "build", *extra, *labels, "-f", str(WEEK_DIR / dockerfile), "-t", tag, str(WEEK_DIR))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("tag", help="the image to build, e.g. cola-api:latest")
     parser.add_argument("-r", "--remote", help="DVC remote to pull from (default: DVC's default remote)")
+    parser.add_argument("-f", "--dockerfile", default="Dockerfile", help="e.g. Dockerfile.lambda (default: Dockerfile)")
     args = parser.parse_args()
+    if not (WEEK_DIR / args.dockerfile).is_file():
+        raise CourseError(f"no {args.dockerfile} in {WEEK_DIR}")
     model_hash = pull_model(args.remote)
-    build(args.tag, model_hash)
+    build(args.tag, model_hash, dockerfile=args.dockerfile)
     print(f"built {args.tag} (model {model_hash})")
 
 

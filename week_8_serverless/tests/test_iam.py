@@ -56,3 +56,20 @@ def test_push_policy_allows_what_push_image_and_docker_push_call() -> None:
 def test_s3_policy_only_reads() -> None:
     document = json.loads((IAM_DIR / "dvc-s3-read-policy.json").read_text())
     assert actions_of(document) == {"s3:ListBucket", "s3:GetObject"}
+
+
+def test_deploy_policy_allows_what_deploy_lambda_calls() -> None:
+    document = json.loads((IAM_DIR / "lambda-deploy-policy.json").read_text())
+    needed = {
+        "lambda:GetFunction", "lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:PublishVersion",
+        "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:AddPermission", "iam:PassRole",
+        "apigateway:GET", "apigateway:POST", "apigateway:PATCH",
+    }  # fmt: skip
+    assert needed <= actions_of(document)
+    assert not any(action.endswith("*") for action in actions_of(document)), "no wildcard actions"
+
+
+def test_execution_role_is_for_lambda_in_this_account_only() -> None:
+    (statement,) = json.loads((IAM_DIR / "lambda-execution-trust-policy.json").read_text())["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "<ACCOUNT_ID>"
