@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import container_engine as engine
+from conftest import CANARY
 from lambda_runtime_api import RuntimeApi
 
 LAMBDA_IMAGE = "mlops-basics/cola-lambda:test"
@@ -81,3 +82,15 @@ def test_the_image_runs_unprivileged_and_holds_no_torch(lambda_image: str, conta
         entrypoint="python", engine=container_engine,
     )  # fmt: skip
     assert listing.stdout.strip() == "[]", listing.stderr
+
+
+def test_no_secret_from_the_build_context_in_any_file_of_the_image(lambda_image: str, container_engine: str) -> None:
+    """The build context holds a .env with keys (see conftest.build_context); grep every file of the image."""
+    result = engine.run_to_completion(
+        lambda_image, "-rlF", CANARY, "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+        user="0", entrypoint="grep", engine=container_engine,
+    )  # fmt: skip
+    assert result.returncode == 1, f"grep found the canary (or failed):\n{result.stdout}{result.stderr}"
+    config = engine.inspect_image(lambda_image, container_engine)["config"]
+    env_names = [item.split("=", 1)[0] for item in config["Env"]]
+    assert not [name for name in env_names if name.startswith("AWS_") or "KEY" in name or "SECRET" in name]
