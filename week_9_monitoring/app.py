@@ -1,0 +1,185 @@
+"""The classifier as a web service: FastAPI in front of the ONNX model (no torch on this path).
+
+    uvicorn app:app --port 8000          # then open http://127.0.0.1:8000/docs
+
+    POST /predict        {"text": "The dogs are chasing a cat."}  -> label, score, probabilities
+    POST /predict/batch  {"texts": ["...", "..."]}                  -> one prediction per text
+    GET  /health         the process is alive
+    GET  /ready          the model is loaded and the service can answer
+    GET  /metrics        Prometheus metrics: requests, latency, predicted labels, score histogram
+
+The model is loaded once, at start-up, from MODEL_DIR (see settings.py). If it is missing or
+corrupt the service does not start: it logs what is wrong and how to fix it, and exits.
+
+Every prediction emits one JSON event on stdout (and into EVENTS_FILE when set): see
+prediction_events.py. A request's X-Request-ID header, when sent, becomes the events' request_id;
+the response always carries the X-Request-ID its events were logged with.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from errors import CourseError
+import prediction_metrics
+from inference_onnx import ColaOnnxPredictor
+from prediction_events import EventSink, build_event, new_request_id
+from schemas import BatchPrediction, BatchRequest, Health, Prediction, PredictRequest, Readiness
+from settings import read_settings
+
+# uvicorn configures this logger, so the service's lines appear in its format and at its level.
+log = logging.getLogger("uvicorn.error")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model before the first request is accepted; drop it at shutdown."""
+    try:
+        settings = read_settings()
+        app.state.predictor = ColaOnnxPredictor(settings.model_dir, settings.variant, settings.threads)
+        app.state.events = EventSink(settings.events_file)
+    except CourseError as error:
+        # Logged on one line first, so it is the line to read in `docker logs`, above uvicorn's traceback.
+        log.error("cannot start the service: %s", error)
+        raise
+    app.state.log_text = settings.log_text
+    prediction_metrics.start_label_series(app.state.predictor.labels)
+    log.info("model loaded from %s (%s)", settings.model_dir, settings.variant)
+    log.info(
+        "prediction events: stdout%s; sentences %s",
+        f" and {settings.events_file}" if settings.events_file else "",
+        "logged (LOG_TEXT=true)" if settings.log_text else "hashed (set LOG_TEXT=true to log them)",
+    )
+    yield
+    app.state.predictor = None
+
+
+app = FastAPI(
+    title="CoLA sentence acceptability",
+    description="Is an English sentence grammatically acceptable? A BERT-tiny classifier exported to ONNX.",
+    version="9.0.0",
+    lifespan=lifespan,
+)
+app.state.predictor = None
+prediction_metrics.instrument(app)
+
+
+EXAMPLE_BODY = '{"text": "The dog sleeps."}'
+
+
+def describe(error: dict, content_type: str) -> str:
+    """One readable line for one validation error, e.g. `texts.3: String should have at most 1000 characters`."""
+    where = ".".join(str(part) for part in error["loc"] if part != "body")
+    if error["type"] == "json_invalid":
+        reason = error.get("ctx", {}).get("error", "")
+        return f"the body is not valid JSON ({reason}): send e.g. {EXAMPLE_BODY}"
+    if where == "" and error["type"] == "missing":
+        return f"the body is empty: send e.g. {EXAMPLE_BODY}"
+    if where == "" and error["type"] == "model_attributes_type":
+        if "json" not in content_type:
+            sent_as = f"as {content_type}" if content_type else "without a Content-Type"
+            return f"the body was sent {sent_as}: send JSON with Content-Type: application/json"
+        return f"the body must be a JSON object, e.g. {EXAMPLE_BODY}"
+    return f"{where}: {error['msg']}"
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with a one-line `error` a person can read, plus FastAPI's structured `detail`."""
+    content_type = request.headers.get("content-type", "")
+    problems = [describe(error, content_type) for error in exc.errors()]
+    return JSONResponse(
+        status_code=422,
+        content={"error": "; ".join(problems), "detail": jsonable_encoder(exc.errors())},
+    )
+
+
+def predictor_of(request: Request) -> ColaOnnxPredictor:
+    predictor = request.app.state.predictor
+    if predictor is None:  # only between shutdown and exit: the lifespan loads it before serving
+        raise RuntimeError("the model is not loaded")
+    return predictor
+
+
+# A client's own request id is kept only if it is short and plain: it goes into logs and indexes.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(request: Request) -> str:
+    sent = request.headers.get("x-request-id", "")
+    return sent if REQUEST_ID.match(sent) else new_request_id()
+
+
+def classify(request: Request, response: Response, texts: list[str]) -> list[dict]:
+    """Run the model on `texts`, then emit one event and update the metrics per prediction."""
+    predictor = predictor_of(request)
+    request_id = request_id_of(request)
+    started = time.perf_counter()
+    results = predictor.predict_batch(texts)
+    latency_ms = (time.perf_counter() - started) * 1000
+    events = [
+        build_event(
+            result,
+            text,
+            request_id=request_id,
+            index=index,
+            source="api",
+            model_config=predictor.config,
+            latency_ms=latency_ms,
+            log_text=request.app.state.log_text,
+        )
+        for index, (text, result) in enumerate(zip(texts, results, strict=True))
+    ]
+    request.app.state.events.emit(events)
+    for result in results:
+        prediction_metrics.observe(result["label"], result["score"])
+    response.headers["X-Request-ID"] = request_id
+    return results
+
+
+# The prediction endpoints are plain `def`: FastAPI runs them in a worker thread, so the model's
+# CPU work never blocks the event loop that answers /health and accepts connections.
+@app.post("/predict", response_model=Prediction)
+def predict(body: PredictRequest, request: Request, response: Response) -> Prediction:
+    """Classify one sentence."""
+    result = classify(request, response, [body.text])[0]
+    return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
+
+
+@app.post("/predict/batch", response_model=BatchPrediction)
+def predict_batch(body: BatchRequest, request: Request, response: Response) -> BatchPrediction:
+    """Classify up to 64 sentences in one model call."""
+    results = classify(request, response, body.texts)
+    return BatchPrediction(
+        predictions=[
+            Prediction(text=text, **{k: result[k] for k in ("label", "score", "probabilities")})
+            for text, result in zip(body.texts, results, strict=True)
+        ]
+    )
+
+
+@app.get("/health", response_model=Health)
+async def health() -> Health:
+    """Liveness: the process answers. Restart it if this fails."""
+    return Health(status="ok")
+
+
+@app.get("/ready", response_model=Readiness, responses={503: {"description": "the model is not loaded"}})
+async def ready(request: Request) -> Readiness | JSONResponse:
+    """Readiness: the model is loaded. Send traffic only when this says ready."""
+    predictor = request.app.state.predictor
+    if predictor is None:
+        return JSONResponse(status_code=503, content={"status": "not ready", "error": "the model is not loaded"})
+    return Readiness(
+        status="ready", model_dir=str(predictor.export_dir), variant=predictor.variant, labels=predictor.labels,
+        model_version=str(predictor.config.get("model_version") or "unknown"),
+    )

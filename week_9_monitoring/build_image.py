@@ -1,0 +1,77 @@
+"""Build the serving image from the model in the DVC remote, not from whatever is on this disk.
+
+    python build_image.py cola-api:latest              # dvc pull artifacts/onnx from the default remote, build
+    python build_image.py cola-api:latest -r s3        # from the S3 remote (python remote.py use-s3 first)
+    python build_image.py cola-lambda:latest -r s3 -f Dockerfile.lambda   # the Lambda image
+
+1. `dvc pull` the export stage's output (artifacts/onnx) from the remote: the exact model that
+   dvc.lock names, so the image holds what git + DVC say it holds;
+2. check that the folder matches dvc.lock (`dvc status` of the stage is clean);
+3. build with Docker or podman (CONTAINER_BUILD_ARGS as in week 5), labelling the image with
+   the git commit and the model's DVC hash, so a running container says which model it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+
+import yaml
+
+from errors import CourseError, run_cli
+from push_image import engine_run, find_engine, git_sha
+from remote import check, dvc
+from source import WEEK_DIR
+
+MODEL_DIR = "artifacts/onnx"
+EXPORT_STAGE = "export"
+
+
+def locked_model_hash() -> str:
+    """The DVC hash of artifacts/onnx as dvc.lock records it (the export stage's output)."""
+    lock = yaml.safe_load((WEEK_DIR / "dvc.lock").read_text())
+    for out in lock["stages"][EXPORT_STAGE]["outs"]:
+        if out["path"] == MODEL_DIR:
+            return out["md5"]
+    raise CourseError(f"dvc.lock records no {MODEL_DIR} output: run `dvc repro` and commit dvc.lock")
+
+
+def pull_model(remote: str | None) -> str:
+    """Pull artifacts/onnx from `remote` and check it against dvc.lock; returns the model's hash."""
+    print(f"remote: {check(remote)}")
+    extra = ["-r", remote] if remote else []
+    dvc("pull", *extra, MODEL_DIR)
+    status = dvc("status", EXPORT_STAGE)
+    if "up to date" not in status:
+        raise CourseError(f"{MODEL_DIR} does not match dvc.lock after the pull:\n{status}run `dvc repro`, then push")
+    return locked_model_hash()
+
+
+def build(tag: str, model_hash: str, engine: str | None = None, dockerfile: str = "Dockerfile") -> None:
+    """Build the week's `dockerfile` as `tag`, labelled with the commit and the model hash."""
+    engine = engine or find_engine()
+    extra = shlex.split(os.environ.get("CONTAINER_BUILD_ARGS", ""))
+    labels = [
+        "--label", f"org.opencontainers.image.revision={git_sha()}",
+        "--label", f"org.mlops-basics.model.dvc-md5={model_hash}",
+    ]  # fmt: skip
+    print(f"building {tag} with {engine} ...")
+    engine_run(engine, "build", *extra, *labels, "-f", str(WEEK_DIR / dockerfile), "-t", tag, str(WEEK_DIR))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("tag", help="the image to build, e.g. cola-api:latest")
+    parser.add_argument("-r", "--remote", help="DVC remote to pull from (default: DVC's default remote)")
+    parser.add_argument("-f", "--dockerfile", default="Dockerfile", help="e.g. Dockerfile.lambda (default: Dockerfile)")
+    args = parser.parse_args()
+    if not (WEEK_DIR / args.dockerfile).is_file():
+        raise CourseError(f"no {args.dockerfile} in {WEEK_DIR}")
+    model_hash = pull_model(args.remote)
+    build(args.tag, model_hash, dockerfile=args.dockerfile)
+    print(f"built {args.tag} (model {model_hash})")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,83 @@
+"""CoLA as a LightningDataModule: load, tokenize, and batch the sentences."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from datasets import DatasetDict, load_dataset
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
+
+from errors import CourseError
+from source import HUB_DATASET, OFFLINE_DATA_DIR, resolve_model_path
+
+COLUMNS = ["input_ids", "attention_mask", "label"]
+
+
+def load_cola(source: str) -> DatasetDict:
+    """CoLA's train and validation splits (columns: sentence, label, idx)."""
+    if source == "hub":
+        return load_dataset(*HUB_DATASET)
+    files = {split: OFFLINE_DATA_DIR / f"{split}.csv" for split in ("train", "validation")}
+    for path in files.values():
+        if not path.is_file():
+            raise CourseError(f"{path} is missing: regenerate it with `python offline_data.py`")
+    try:
+        dataset = load_dataset("csv", data_files={k: str(v) for k, v in files.items()})
+    except Exception as error:  # datasets raises several types for a broken CSV
+        raise CourseError(
+            f"cannot read the offline data in {OFFLINE_DATA_DIR} ({type(error).__name__}: "
+            f"{error}): regenerate it with `python offline_data.py`"
+        ) from error
+    missing = {"sentence", "label"} - set(dataset["train"].column_names)
+    if missing:
+        raise CourseError(
+            f"{files['train']} lacks the column(s) {sorted(missing)}: "
+            "regenerate it with `python offline_data.py`"
+        )
+    return dataset
+
+
+class ColaDataModule(L.LightningDataModule):
+    """Tokenized CoLA batches of `input_ids`, `attention_mask` and `label`."""
+
+    def __init__(
+        self,
+        model_name: str,
+        source: str = "offline",
+        batch_size: int = 64,
+        max_length: int = 64,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.source = source
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name))
+        self.train_data = None
+        self.val_data = None
+
+    def tokenize(self, batch: dict) -> dict:
+        """Pad or truncate every sentence to exactly `max_length` tokens."""
+        return self.tokenizer(
+            batch["sentence"], truncation=True, padding="max_length", max_length=self.max_length
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_data is not None:
+            return
+        cola = load_cola(self.source)
+        self.train_data = cola["train"].map(self.tokenize, batched=True)
+        self.train_data.set_format(type="torch", columns=COLUMNS)
+        self.val_data = cola["validation"].map(self.tokenize, batched=True)
+        self.val_data.set_format(type="torch", columns=COLUMNS)
+
+    def train_dataloader(self) -> DataLoader:
+        # A seeded generator keeps the shuffling order the same on every run.
+        generator = torch.Generator().manual_seed(0)
+        return DataLoader(
+            self.train_data, batch_size=self.batch_size, shuffle=True, generator=generator
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_data, batch_size=self.batch_size, shuffle=False)

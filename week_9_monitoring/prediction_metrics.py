@@ -1,0 +1,41 @@
+"""Prometheus metrics of the model itself, beside the HTTP metrics of prometheus-fastapi-instrumentator.
+
+    cola_prediction_score      histogram of the predicted label's probability (the model's confidence)
+    cola_predictions_total     counter of predictions, one series per predicted label
+
+The score distribution is an early warning that needs no labels: when inputs drift away from
+the training data, a classifier's confidence usually drops before anyone measures its accuracy.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
+from prometheus_fastapi_instrumentator import Instrumentator
+
+# The score of the predicted label of a 2-class model is never below 0.5: finer buckets near 1.0.
+SCORE_BUCKETS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 1.0)
+
+PREDICTION_SCORE = Histogram(
+    "cola_prediction_score",
+    "Probability of the predicted label, per prediction.",
+    buckets=SCORE_BUCKETS,
+)
+PREDICTIONS = Counter("cola_predictions_total", "Predictions made, by predicted label.", ["label"])
+
+
+def observe(label: str, score: float) -> None:
+    """Count one prediction and record its score."""
+    PREDICTIONS.labels(label=label).inc()
+    PREDICTION_SCORE.observe(score)
+
+
+def instrument(app: FastAPI) -> None:
+    """Add request metrics (count, latency, sizes per handler) and GET /metrics to `app`."""
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, endpoint="/metrics")
+
+
+def start_label_series(labels: list[str]) -> None:
+    """Create every label's counter at 0, so a label not predicted yet reads 0, not a missing series."""
+    for label in labels:
+        PREDICTIONS.labels(label=label)

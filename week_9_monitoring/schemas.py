@@ -1,0 +1,73 @@
+"""The API's request and response bodies (pydantic v2): what the service accepts and answers.
+
+The limits are part of the API contract, so they are constants that show up in the OpenAPI
+docs at /docs, not settings that change between deployments.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+
+# A CoLA sentence is a few dozen characters; the model reads at most max_length tokens anyway.
+MAX_TEXT_CHARS = 1000
+MAX_BATCH_ITEMS = 64
+
+
+def not_blank(text: str) -> str:
+    """Reject text that is only whitespace (empty text is caught by min_length)."""
+    if not text.strip():
+        raise ValueError("text is only whitespace: send a sentence to classify")
+    return text
+
+
+# StrictStr: a number or a list is an error, not silently turned into "123".
+Text = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_TEXT_CHARS, examples=["The dogs are chasing a cat."]),
+    AfterValidator(not_blank),
+]
+
+
+class PredictRequest(BaseModel):
+    """One sentence to classify."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field ("txt") is an error, not ignored
+
+    text: Text
+
+
+class BatchRequest(BaseModel):
+    """Up to MAX_BATCH_ITEMS sentences, classified in one model call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Text] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+
+
+class Prediction(BaseModel):
+    """The model's answer for one sentence."""
+
+    text: str
+    label: str = Field(examples=["acceptable"])
+    score: float = Field(ge=0.0, le=1.0, description="probability of the predicted label")
+    probabilities: dict[str, float] = Field(examples=[{"unacceptable": 0.03, "acceptable": 0.97}])
+
+
+class BatchPrediction(BaseModel):
+    """One prediction per sentence, in the order they were sent."""
+
+    predictions: list[Prediction]
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    model_dir: str
+    variant: str
+    labels: list[str]
+    model_version: str = Field(description="data version + checkpoint hash; every prediction event carries it")

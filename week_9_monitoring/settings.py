@@ -1,0 +1,60 @@
+"""The service's settings, read from environment variables (12-factor style, as a container expects).
+
+MODEL_DIR      folder of the ONNX export (model.onnx, tokenizer.json, model_config.json);
+               default: artifacts/onnx, where convert_model_to_onnx.py writes
+MODEL_VARIANT  fp32 (default) or int8
+ORT_THREADS    ONNX Runtime intra-op threads; default: ONNX Runtime's choice (one per core)
+LOG_TEXT       true: prediction events carry the sentence; false (default): only its hash and length
+EVENTS_FILE    also append prediction events (JSON lines) to this file; default: stdout only
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from errors import CourseError
+from inference_onnx import EXPORT_DIR, MODEL_FILES
+
+
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path
+    variant: str
+    threads: int | None
+    log_text: bool = False
+    events_file: Path | None = None
+
+
+def read_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from `environ` (default: os.environ); a bad value raises CourseError naming the variable."""
+    environ = os.environ if environ is None else environ
+    model_dir = Path(environ.get("MODEL_DIR") or EXPORT_DIR)
+    variant = environ.get("MODEL_VARIANT") or "fp32"
+    if variant not in MODEL_FILES:
+        raise CourseError(
+            f"MODEL_VARIANT={variant!r} is not a model variant: set it to one of {', '.join(MODEL_FILES)}"
+        )
+    threads_text = environ.get("ORT_THREADS") or ""
+    threads = None
+    if threads_text:
+        if not threads_text.isdigit() or int(threads_text) < 1:
+            raise CourseError(
+                f"ORT_THREADS={threads_text!r} is not a positive whole number: set it to e.g. 1, or unset it"
+            )
+        threads = int(threads_text)
+    log_text_value = (environ.get("LOG_TEXT") or "false").strip().lower()
+    if log_text_value not in BOOLEANS:
+        raise CourseError(f"LOG_TEXT={environ.get('LOG_TEXT')!r} is not true or false: set LOG_TEXT=true or unset it")
+    events_file = Path(environ["EVENTS_FILE"]) if environ.get("EVENTS_FILE") else None
+    return Settings(
+        model_dir=model_dir,
+        variant=variant,
+        threads=threads,
+        log_text=BOOLEANS[log_text_value],
+        events_file=events_file,
+    )

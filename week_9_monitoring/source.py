@@ -1,0 +1,77 @@
+"""Where data and the base model come from: the Hugging Face Hub, or the offline bundle.
+
+The source is always chosen explicitly (`--source` or the MLOPS_SOURCE variable):
+  hub      CoLA (`nyu-mll/glue`, config `cola`) and `google/bert_uncased_L-2_H-128_A-2`
+  offline  the bundled dataset in data/ and the same BERT architecture built locally
+  auto     probe the Hub for a few seconds and say loudly which one is used and why
+There is never a silent fallback from one to the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from errors import CourseError
+
+log = logging.getLogger(__name__)
+
+WEEK_DIR = Path(__file__).resolve().parent
+# MLOPS_OFFLINE_DATA points at another folder of train.csv/validation.csv (tests use it).
+OFFLINE_DATA_DIR = Path(os.environ.get("MLOPS_OFFLINE_DATA", WEEK_DIR / "data"))
+OFFLINE_MODEL_DIR = WEEK_DIR / "offline_model"  # bundled; rebuilt by `python offline_model.py`
+
+HUB_DATASET = ("nyu-mll/glue", "cola")
+HUB_MODEL = "google/bert_uncased_L-2_H-128_A-2"
+HUB_PROBE_URL = "https://huggingface.co/api/models/" + HUB_MODEL
+SOURCES = ("hub", "offline", "auto")
+DEFAULT_SOURCE = "offline"  # the embedded default: works on any machine, no network needed
+
+
+def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
+    """Return (reachable, reason) after at most `timeout_s` seconds of probing the Hub."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False, "HF_HUB_OFFLINE=1 is set"
+    try:
+        with urllib.request.urlopen(HUB_PROBE_URL, timeout=timeout_s) as response:
+            return True, f"{HUB_PROBE_URL} answered HTTP {response.status}"
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        return False, f"{HUB_PROBE_URL} is unreachable ({error})"
+
+
+def resolve_source(requested: str | None = None) -> str:
+    """Turn 'hub', 'offline' or 'auto' (default: $MLOPS_SOURCE or 'offline') into hub/offline."""
+    requested = (requested or os.environ.get("MLOPS_SOURCE") or DEFAULT_SOURCE).lower()
+    if requested not in SOURCES:
+        raise CourseError(f"unknown source {requested!r}: use one of {', '.join(SOURCES)}")
+    if requested == "auto":
+        reachable, reason = hub_reachable()
+        requested = "hub" if reachable else "offline"
+        log.warning("source=auto -> using %s data and model, because %s", requested, reason)
+    if requested == "offline":
+        # Make any library call that would reach the Hub fail at once instead of retrying.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+    return requested
+
+
+def base_model_name(source: str) -> str:
+    """The `from_pretrained` name or folder of the base model for a resolved source."""
+    if source == "hub":
+        return HUB_MODEL
+    if not (OFFLINE_MODEL_DIR / "config.json").exists():
+        raise CourseError(
+            f"the bundled offline model is missing from {OFFLINE_MODEL_DIR}: restore it with "
+            "`git checkout -- offline_model` or rebuild it with `python offline_model.py`"
+        )
+    # Stored relative to the week so checkpoints keep working if the folder moves.
+    return str(OFFLINE_MODEL_DIR.relative_to(WEEK_DIR))
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A path relative to the week folder becomes absolute; a Hub name stays as it is."""
+    candidate = WEEK_DIR / name_or_path
+    return str(candidate) if candidate.exists() else name_or_path

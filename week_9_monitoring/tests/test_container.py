@@ -1,0 +1,110 @@
+"""The image is really built and run: it answers like the in-process model, as a non-root user,
+with a working HEALTHCHECK, nothing from the build context it should not have, and a clear
+start-up error when the model is missing.
+
+Docker is used when it answers, else podman (see container_engine.py). With neither, these
+tests are skipped with the reason shown by `pytest -rs`; CI sets MLOPS_REQUIRE_CONTAINERS=1,
+which turns that skip into a failure, so CI can never pass without building the image.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+import container_engine as engine
+from conftest import CANARY
+from inference_onnx import ColaOnnxPredictor
+from source import OFFLINE_DATA_DIR
+
+PORT = 8000
+APP_FILES = {
+    "app.py",
+    "errors.py",
+    "inference_onnx.py",
+    "requirements-serve.txt",
+    "schemas.py",
+    "settings.py",
+    "source.py",
+}
+
+
+@pytest.fixture(scope="module")
+def service(image: str, container_engine: str) -> Iterator[engine.RunningContainer]:
+    with engine.running_container(image, port=PORT, ready_path="/ready", engine=container_engine) as running:
+        yield running
+
+
+def post(url: str, body: object) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_container_answers_like_the_in_process_model(service: engine.RunningContainer, exported: dict) -> None:
+    from benchmark import read_validation
+
+    sentences = read_validation(OFFLINE_DATA_DIR)[0][:20]
+    predictor = ColaOnnxPredictor(exported["export_dir"], "fp32")
+    for sentence in sentences:
+        status, body = post(service.url + "/predict", {"text": sentence})
+        assert status == 200, body
+        expected = predictor.predict(sentence)
+        assert body["label"] == expected["label"]
+        for label, probability in expected["probabilities"].items():
+            assert body["probabilities"][label] == pytest.approx(probability, abs=1e-5)
+    status, body = post(service.url + "/predict/batch", {"texts": sentences})
+    assert status == 200
+    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in predictor.predict_batch(sentences)]
+
+
+def test_container_rejects_bad_input_with_4xx(service: engine.RunningContainer) -> None:
+    status, body = post(service.url + "/predict", {"text": "   "})
+    assert status == 422
+    assert "text is only whitespace" in body["error"]
+    status, body = post(service.url + "/predict/batch", {"texts": ["x"] * 65})
+    assert status == 422
+
+
+def test_healthcheck_reports_healthy(service: engine.RunningContainer) -> None:
+    engine.wait_healthy(service.cid, timeout_s=60, engine=service.engine)
+
+
+def test_runs_as_an_unprivileged_user(image: str, service: engine.RunningContainer) -> None:
+    assert engine.inspect_image(image, service.engine)["config"]["User"] == "10001:10001"
+    assert engine.exec_in(service.cid, "id", "-u", engine=service.engine).strip() == "10001"
+
+
+def test_image_holds_only_the_service_and_the_model(image: str, container_engine: str, exported: dict) -> None:
+    listing = engine.run_to_completion(image, "find", "/app", "-type", "f", engine=container_engine).stdout.split()
+    expected_model = {f"/app/model/{p.name}" for p in exported["export_dir"].iterdir()}
+    assert set(listing) == {f"/app/{name}" for name in APP_FILES} | expected_model
+
+
+def test_no_secret_in_any_layer_env_or_history(image: str, container_engine: str) -> None:
+    details = engine.inspect_image(image, container_engine)
+    env_names = [item.split("=", 1)[0] for item in details["config"].get("Env") or []]
+    assert not [name for name in env_names if any(word in name for word in ("KEY", "SECRET", "TOKEN", "PASSWORD"))]
+    assert CANARY not in json.dumps(details)
+    # Every file of every layer, read inside the image: the canary from the build context is nowhere.
+    result = engine.run_to_completion(
+        image, "grep", "-rlF", CANARY, "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
+        user="0", engine=container_engine,
+    )  # fmt: skip
+    assert result.returncode == 1, f"grep found the canary (or failed):\n{result.stdout}{result.stderr}"
+
+
+def test_missing_model_stops_the_container_with_a_clear_message(image: str, container_engine: str) -> None:
+    result = engine.run_to_completion(image, env={"MODEL_DIR": "/app/no-model-here"}, engine=container_engine)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "cannot start the service: no ONNX export at /app/no-model-here" in output, output

@@ -1,0 +1,62 @@
+"""The data module: shapes, labels, tokenization length, clear errors for broken data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data import ColaDataModule, load_cola
+from errors import CourseError
+from source import base_model_name
+
+BATCH, MAX_LENGTH = 16, 32
+
+
+@pytest.fixture(scope="module")
+def datamodule() -> ColaDataModule:
+    module = ColaDataModule(base_model_name("offline"), "offline", batch_size=BATCH, max_length=MAX_LENGTH)
+    module.setup("fit")
+    return module
+
+
+def test_batch_shapes_and_types(datamodule: ColaDataModule) -> None:
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["input_ids"].shape == (BATCH, MAX_LENGTH)
+    assert batch["attention_mask"].shape == (BATCH, MAX_LENGTH)
+    assert batch["label"].shape == (BATCH,)
+    assert batch["input_ids"].dtype == torch.long
+
+
+def test_labels_are_binary_in_both_splits(datamodule: ColaDataModule) -> None:
+    assert {int(label) for label in datamodule.train_data["label"]} == {0, 1}
+    assert {int(label) for label in datamodule.val_data["label"]} == {0, 1}
+
+
+def test_validation_loader_keeps_order(datamodule: ColaDataModule) -> None:
+    first = next(iter(datamodule.val_dataloader()))["input_ids"]
+    again = next(iter(datamodule.val_dataloader()))["input_ids"]
+    assert torch.equal(first, again)
+
+
+def test_tokenization_respects_max_length(datamodule: ColaDataModule) -> None:
+    long_sentence = " ".join(["the big dog runs"] * 40) + "."
+    encoded = datamodule.tokenize({"sentence": [long_sentence, "Dogs run."]})
+    assert [len(ids) for ids in encoded["input_ids"]] == [MAX_LENGTH, MAX_LENGTH]
+    tokenizer = datamodule.tokenizer
+    assert encoded["input_ids"][0][-1] == tokenizer.sep_token_id  # truncated, still closed by [SEP]
+    assert encoded["input_ids"][1][-1] == tokenizer.pad_token_id  # short one is padded
+    assert sum(encoded["attention_mask"][1]) < MAX_LENGTH
+
+
+def test_unreadable_data_gives_a_clear_error(tmp_path, monkeypatch) -> None:
+    (tmp_path / "train.csv").write_bytes(b"\xff\xfe not a csv \x00\x01")
+    (tmp_path / "validation.csv").write_text("sentence,label,idx\nA dog runs.,1,0\n")
+    monkeypatch.setattr("data.OFFLINE_DATA_DIR", tmp_path)
+    with pytest.raises(CourseError, match="offline_data.py"):
+        load_cola("offline")
+
+
+def test_missing_data_file_names_the_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("data.OFFLINE_DATA_DIR", tmp_path)
+    with pytest.raises(CourseError, match="train.csv is missing"):
+        load_cola("offline")

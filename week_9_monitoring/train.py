@@ -1,0 +1,104 @@
+"""Train the CoLA classifier and save the best checkpoint where inference.py finds it.
+
+Every setting lives in configs/ (Hydra); change any of them on the command line:
+
+    python train.py                                    # offline data + local BERT-tiny, W&B (default)
+    python train.py training.max_epochs=3 data.source=hub
+    python train.py logger=mlflow training.lr=3e-4
+    python train.py -m training.lr=1e-4,3e-4           # a sweep: one job per value
+    python train.py --cfg job --resolve                # print the composed config, train nothing
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from config import base_model, resolved_config, save_config
+from data import ColaDataModule
+from errors import CourseError, run_cli
+from loggers import finish_run, make_logger
+from model import LABELS, ColaModel
+from source import WEEK_DIR, resolve_source
+from wandb_logging import ValidationReport
+
+CHECKPOINT_NAME = "best"  # -> artifacts/checkpoints/best.ckpt, overwritten by each single run
+
+
+def checkpoint_path(checkpoints_dir: Path | str = WEEK_DIR / "artifacts" / "checkpoints") -> Path:
+    """The best checkpoint in a checkpoint folder; by default the one inference.py loads."""
+    return Path(checkpoints_dir) / f"{CHECKPOINT_NAME}.ckpt"
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit the model `cfg` describes; return the best checkpoint's validation metrics."""
+    if len(cfg.data.labels) != len(LABELS):
+        raise CourseError(f"data.labels has {len(cfg.data.labels)} names, but the model has {len(LABELS)} classes")
+    L.seed_everything(cfg.training.seed, workers=True)
+    source = resolve_source(cfg.data.source)
+    resolved = resolved_config(cfg, source)
+    model_name = base_model(cfg, source)
+    data = ColaDataModule(model_name, source, cfg.data.batch_size, cfg.data.max_length)
+    model = ColaModel(model_name, lr=cfg.training.lr, max_length=cfg.data.max_length)
+    best = checkpoint_path(cfg.paths.checkpoints)
+    checkpoint = ModelCheckpoint(
+        dirpath=best.parent,
+        filename=CHECKPOINT_NAME,
+        monitor="val/loss",
+        mode="min",
+        enable_version_counter=False,  # keep the path stable: best.ckpt, not best-v1.ckpt
+    )
+    logger = make_logger(cfg)
+    logger.log_hyperparams(resolved)  # the whole config: any run can be found by any setting
+    trainer = L.Trainer(
+        accelerator=cfg.training.accelerator,
+        devices=1,
+        max_epochs=cfg.training.max_epochs,
+        callbacks=[checkpoint, ValidationReport()],  # the report only draws for W&B
+        logger=logger,
+        default_root_dir=cfg.paths.artifacts,
+        log_every_n_steps=cfg.training.log_every_n_steps,
+    )
+    trainer.fit(model, datamodule=data)
+    [metrics] = trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
+    # Records an earlier run left beside the same path would now describe the wrong checkpoint.
+    for stale in best.parent.glob(f"{CHECKPOINT_NAME}.*.json"):
+        stale.unlink()
+    save_config(resolved, best)  # before finish_run: MLflow stores it with the checkpoint
+    finish_run(logger, cfg, best)
+    print(
+        f"best checkpoint: {checkpoint.best_model_path}\n"
+        f"validation: accuracy={metrics['val/acc']:.3f} mcc={metrics['val/mcc']:.3f} "
+        f"loss={metrics['val/loss']:.3f}"
+    )
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def for_this_job(cfg: DictConfig) -> DictConfig:
+    """A single run keeps the stable checkpoint path; each job of a multirun gets its own.
+
+    The jobs of a sweep run one after another, and on one shared path each would overwrite the
+    checkpoint of the job before it; so they save into their job folder instead, beside
+    Hydra's record of that job: multirun/<date>/<time>/<job number>/checkpoints/best.ckpt.
+    """
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.MULTIRUN:
+        cfg.paths.checkpoints = str(Path(hydra_config.runtime.output_dir) / "checkpoints")
+    return cfg
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Hydra composes `cfg` from configs/ and the command line, and reports a bad override itself."""
+    # Inside the task function: Hydra would print a CourseError with a traceback.
+    run_cli(lambda: train(for_this_job(cfg)))
+
+
+if __name__ == "__main__":
+    main()
