@@ -29,8 +29,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from errors import CourseError
 import prediction_metrics
+from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from prediction_events import EventSink, build_event, new_request_id
 from schemas import BatchPrediction, BatchRequest, Health, Prediction, PredictRequest, Readiness

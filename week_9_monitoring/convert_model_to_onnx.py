@@ -254,7 +254,7 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=EXPORT_DIR, help="default: artifacts/onnx")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
     parser.add_argument("--portable", action="store_true", help="standard ONNX ops only, no ONNX Runtime fusions")
-    parser.add_argument("--data-version", help="the DVC data version the checkpoint was trained on (dvc.yaml passes it)")
+    parser.add_argument("--data-version", help="the DVC data version of the checkpoint (dvc.yaml passes it)")
     args = parser.parse_args()
     convert(args.checkpoint, args.out_dir, args.opset, args.portable, args.data_version)
 

@@ -32,11 +32,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from errors import CourseError
 
+
 class PredictionEvent(BaseModel):
     """The fields of one event; the OpenSearch index template maps exactly these."""
 
     timestamp: str = Field(description="when the prediction was made, ISO 8601 in UTC")
-    event_id: str = Field(description="unique per prediction; the document id in OpenSearch, so a replay never duplicates")
+    event_id: str = Field(
+        description="unique per prediction; the document id in OpenSearch, so a replay never duplicates"
+    )
     request_id: str = Field(description="the HTTP request or Lambda invocation; a batch shares one")
     source: Literal["api", "lambda"]
     model_version: str = Field(description="data version + checkpoint hash, from the export's model_config.json")

@@ -17,7 +17,6 @@ from pathlib import Path
 from errors import CourseError
 from inference_onnx import EXPORT_DIR, MODEL_FILES
 
-
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
