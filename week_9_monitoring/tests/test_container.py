@@ -25,6 +25,8 @@ APP_FILES = {
     "app.py",
     "errors.py",
     "inference_onnx.py",
+    "prediction_events.py",
+    "prediction_metrics.py",
     "requirements-serve.txt",
     "schemas.py",
     "settings.py",
@@ -65,6 +67,21 @@ def test_container_answers_like_the_in_process_model(service: engine.RunningCont
     status, body = post(service.url + "/predict/batch", {"texts": sentences})
     assert status == 200
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in predictor.predict_batch(sentences)]
+
+
+def test_container_logs_prediction_events_and_counts_them_in_metrics(service: engine.RunningContainer) -> None:
+    status, body = post(service.url + "/predict", {"text": "The cats sleep quietly."})
+    assert status == 200
+    events = [json.loads(line) for line in service.logs().splitlines() if line.startswith('{"timestamp"')]
+    assert events and events[-1]["label"] == body["label"] and events[-1]["source"] == "api"
+    assert "text" not in events[-1]  # the image keeps the privacy default: the sentence is hashed
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(service.url + "/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    counted = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("cola_predictions_total{")
+    )
+    assert counted == len(events)
 
 
 def test_container_rejects_bad_input_with_4xx(service: engine.RunningContainer) -> None:
