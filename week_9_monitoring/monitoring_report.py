@@ -21,6 +21,7 @@ import html
 import io
 import json
 from collections import Counter
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -269,7 +270,7 @@ def main() -> None:
     if args.queue:
         from labelling_queue import read_queue_csv
 
-        queue = [item if isinstance(item, dict) else item.__dict__ for item in read_queue_csv(args.queue)]
+        queue = [asdict(item) for item in read_queue_csv(args.queue)]
     path = write_report(args.out, events, drift, queue)
     print(f"report: {path.resolve()}")
 
