@@ -193,7 +193,7 @@ def main() -> None:
     queue = labelling_queue.build_queue(events[half:], reference, config)
     queue_path = labelling_queue.write_queue_csv(queue, args.out / "labelling" / "queue.csv")
     for item in queue[:5]:
-        print(f"  {item.rank:>3}  {item.reason:<40}  {item.sentence}")
+        print(f"  {item.rank:>3}. {item.sentence}\n       {item.reason}")
     print(f"{len(queue)} sentences to label in {queue_path}")
 
     step(8, "monitoring report")
