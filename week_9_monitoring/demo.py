@@ -62,8 +62,13 @@ def step(number: int, text: str) -> None:
 
 
 def run(command: list[str], cwd: Path, env: dict | None = None) -> None:
-    """Run a command with its output shown (DVC's and Lightning's progress included)."""
-    result = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})})
+    """Run a command with its output shown (DVC's and Lightning's progress included).
+
+    This Python's folder goes first on PATH, so `dvc` and the `python` of the pipeline's stages
+    are the ones of this environment even when it is not activated (as under `make demo`).
+    """
+    path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    result = subprocess.run(command, cwd=cwd, env={**os.environ, "PATH": path, **(env or {})})
     if result.returncode != 0:
         raise CourseError(f"`{' '.join(command)}` failed in {cwd} (exit {result.returncode}): see its output above")
 
