@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 
 # The score of the predicted label of a 2-class model is never below 0.5: finer buckets near 1.0.
 SCORE_BUCKETS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.975, 0.99, 1.0)
@@ -22,6 +22,8 @@ PREDICTION_SCORE = Histogram(
     buckets=SCORE_BUCKETS,
 )
 PREDICTIONS = Counter("cola_predictions_total", "Predictions made, by predicted label.", ["label"])
+# The instrumentator's default latency buckets start at 10 ms; a prediction takes 1-3 ms here.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 def observe(label: str, score: float) -> None:
@@ -32,7 +34,9 @@ def observe(label: str, score: float) -> None:
 
 def instrument(app: FastAPI) -> None:
     """Add request metrics (count, latency, sizes per handler) and GET /metrics to `app`."""
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, endpoint="/metrics")
+    instrumentator = Instrumentator(excluded_handlers=["/metrics"])
+    instrumentator.add(metrics.default(latency_highr_buckets=LATENCY_BUCKETS))
+    instrumentator.instrument(app).expose(app, endpoint="/metrics")
 
 
 def start_label_series(labels: list[str]) -> None:
