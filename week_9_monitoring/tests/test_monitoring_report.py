@@ -130,5 +130,5 @@ def test_no_events_is_a_clear_error(tmp_path: Path) -> None:
         monitoring_report.render([])
     (tmp_path / "empty.jsonl").write_text("")
     result = run_script("monitoring_report.py", "--events", str(tmp_path / "empty.jsonl"))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no prediction events to report on" in result.stderr
