@@ -1,0 +1,62 @@
+"""End to end: the API writes prediction events, the shipper ships them, OpenSearch counts what the API answered."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from benchmark import read_validation
+from conftest import run_script
+from event_index import INDEX_PATTERN
+from local_server import local_server
+from opensearch_server import OpenSearchServer
+from shipper import connect
+
+
+def terms(client, field: str) -> dict[str, int]:
+    body = {"size": 0, "aggs": {"a": {"terms": {"field": field, "size": 100}}}}
+    buckets = client.search(index=INDEX_PATTERN, body=body)["aggregations"]["a"]["buckets"]
+    return {bucket["key"]: bucket["doc_count"] for bucket in buckets}
+
+
+def test_every_prediction_the_api_made_is_counted_in_opensearch(
+    exported: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_file = tmp_path / "logs" / "events.jsonl"
+    sentences = read_validation()[0][:40]
+    labels: list[str] = []
+    request_ids: list[str] = []
+    environment = {"EVENTS_FILE": str(events_file), "LOG_TEXT": "true"}
+    with local_server(exported["export_dir"], env=environment) as url, httpx.Client(base_url=url) as http:
+        for sentence in sentences[:20]:  # 20 single predictions
+            answer = http.post("/predict", json={"text": sentence})
+            assert answer.status_code == 200
+            labels.append(answer.json()["label"])
+            request_ids.append(answer.headers["X-Request-ID"])
+        for start in range(0, 40, 10):  # 4 batches of 10: 40 more
+            answer = http.post("/predict/batch", json={"texts": sentences[start : start + 10]})
+            assert answer.status_code == 200
+            labels += [prediction["label"] for prediction in answer.json()["predictions"]]
+            request_ids.append(answer.headers["X-Request-ID"])
+    assert len(labels) == 60
+
+    with OpenSearchServer() as store:
+        monkeypatch.setenv("OPENSEARCH_URL", store.url)
+        shipped = run_script("shipper.py", "ship", str(events_file))
+        assert shipped.returncode == 0, shipped.stderr
+        assert "shipped 60 events" in shipped.stdout
+
+        client = connect(store.url)
+        client.indices.refresh(index=INDEX_PATTERN)
+        assert terms(client, "label") == dict(Counter(labels))
+        assert terms(client, "source") == {"api": 60}
+        # A batch's events share its request id: 20 single requests and 4 batches.
+        assert terms(client, "request_id") == {rid: 1 for rid in request_ids[:20]} | dict.fromkeys(request_ids[20:], 10)
+        # LOG_TEXT=true: the sentences are searchable, and countable exactly through text.keyword.
+        sent = Counter(sentences[:20] + sentences)  # the first 20 went alone, then again in a batch
+        for sentence in sentences[:3]:
+            query = {"query": {"term": {"text.keyword": sentence}}}
+            assert client.count(index=INDEX_PATTERN, body=query)["count"] == sent[sentence]
