@@ -377,7 +377,7 @@ def hashed_ngrams(settings: DomainClassifierSettings) -> HashingVectorizer:
 
 def domain_model(settings: DomainClassifierSettings) -> LogisticRegression:
     # balanced: the groups may differ in size, and the scores must not just echo that ratio
-    return LogisticRegression(C=settings.C, solver="liblinear", class_weight="balanced")
+    return LogisticRegression(C=settings.C, solver="liblinear", class_weight="balanced", random_state=settings.seed)
 
 
 def domain_classifier_scores(

@@ -20,7 +20,7 @@ The CSV, one row per sentence, highest priority first:
     1,The servers has crashed.,acceptable,0.52,0.81,uncertain: margin 0.04; outlier: 40% words unseen in training,3,
 
 The annotator writes 1 (acceptable) or 0 (unacceptable) in `label`, the same coding as
-data/train.csv; `labelled_rows` reads the filled-in rows back for retraining.
+data/train.csv; `python labelled_data.py FILE` checks the filled-in rows and adds them as a new data version.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ if TYPE_CHECKING:  # drift.py loads scikit-learn and SciPy: only building a queu
     from drift import MonitoringConfig, QueueWeights, Reference
 
 CSV_COLUMNS = ["rank", "sentence", "predicted_label", "score", "priority", "reason", "seen", "label"]
-LABEL_CODES = {"1": 1, "0": 0, "acceptable": 1, "unacceptable": 0}
 # When a signal is worth naming in `reason`.
 UNCERTAIN_MARGIN = 0.5
 UNLIKE_REFERENCE = 0.5  # the domain signal, 2 * P(production) - 1: P(production) of 0.75 or more
@@ -118,26 +117,6 @@ def read_queue_csv(path: Path) -> list[QueueItem]:
                     f"{path}:{line} is not a queue row ({error}): restore it from the file written"
                 ) from error
     return items
-
-
-def labelled_rows(path: Path) -> list[dict]:
-    """The rows a person labelled, as {"sentence", "label"} with label 1 or 0 (as in data/train.csv).
-
-    Unlabelled rows are left for later. A label other than 1, 0, acceptable or unacceptable is
-    an error that names the line: a typo must not become training data.
-    """
-    rows = []
-    for line, item in enumerate(read_queue_csv(path), start=2):
-        value = item.label.strip().casefold()
-        if not value:
-            continue
-        if value not in LABEL_CODES:
-            raise CourseError(
-                f"{path}:{line}: label {item.label!r} is not 1 (acceptable) or 0 (unacceptable): "
-                "correct it, or leave it empty"
-            )
-        rows.append({"sentence": item.sentence, "label": LABEL_CODES[value]})
-    return rows
 
 
 # ----------------------------------------------------------------------------------- ranking

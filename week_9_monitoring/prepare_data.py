@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=WEEK_DIR / "artifacts" / "prepared")
     args = parser.parse_args()
     counts = prepare(args.version, args.out_dir)
-    labelled = f", {counts['labelled']} of them labelled in {counts['batches']} batch(es)" if counts["batches"] else ""
+    labelled = f" ({counts['labelled']} from {counts['batches']} labelled batch(es))" if counts["batches"] else ""
     print(f"data {args.version}: {counts['train']} training{labelled} and {counts['validation']} validation "
           f"sentences in {args.out_dir}")
 

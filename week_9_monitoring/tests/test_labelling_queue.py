@@ -16,7 +16,6 @@ from labelling_queue import (
     CSV_COLUMNS,
     QueueItem,
     build_queue,
-    labelled_rows,
     normalise,
     read_queue_csv,
     write_queue_csv,
@@ -127,25 +126,6 @@ def test_csv_round_trips_exactly(tmp_path: Path) -> None:
     path = write_queue_csv(items, tmp_path / "labelling" / "queue.csv")
     assert path.read_text(encoding="utf-8").splitlines()[0] == ",".join(CSV_COLUMNS)
     assert read_queue_csv(path) == items
-
-
-def test_labelled_rows_read_what_the_annotator_wrote(tmp_path: Path) -> None:
-    labels = ["1", "0", "acceptable", " Unacceptable ", ""]
-    items = [
-        QueueItem(i + 1, f"Sentence {i}.", "acceptable", 0.6, 0.5, "uncertain", 1, label)
-        for i, label in enumerate(labels)
-    ]
-    path = write_queue_csv(items, tmp_path / "queue.csv")
-    assert labelled_rows(path) == [
-        {"sentence": "Sentence 0.", "label": 1},
-        {"sentence": "Sentence 1.", "label": 0},
-        {"sentence": "Sentence 2.", "label": 1},
-        {"sentence": "Sentence 3.", "label": 0},
-    ]
-    items[1].label = "yes"
-    write_queue_csv(items, path)
-    with pytest.raises(CourseError, match=r"queue.csv:3: label 'yes' is not 1 \(acceptable\) or 0 \(unacceptable\)"):
-        labelled_rows(path)
 
 
 def test_a_csv_without_the_queue_columns_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,494 @@
+"""The retraining loop: a filled labelling CSV becomes a new data version, and a new model is
+promoted only when it is not worse. The loop runs for real in a throwaway git+DVC repository:
+served traffic, drift check, labelling queue, `dvc repro`, promotion and refusal."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from dvc_project import Project, md5
+from errors import CourseError
+from labelling_queue import QueueItem, read_queue_csv, write_queue_csv
+from local_server import local_server
+from promote import decide
+from schemas import MAX_BATCH_ITEMS
+from shifted_text import other_domain_rows, validation_half
+from source import WEEK_DIR
+
+# The first production model is a deliberately weak one-epoch run on v1 (MCC about 0.09 here); the
+# retrained one gets two epochs on v3 (about 0.3). The gap is far wider than what another machine's
+# arithmetic could move, so promotion and refusal cannot flip; longer runs would only cost time.
+FIRST_RUN = {"train.max_epochs": "1", "train.max_length": "32"}
+RETRAINING = {"train.max_epochs": "2"}
+# What labelled_data.py needs to run on its own, for the fast tests of its checks.
+LABELLED_DATA_FILES = ["labelled_data.py", "prepare_data.py", "errors.py", "source.py", "params.yaml"]
+
+
+def queue_item(rank: int, sentence: str, label: str) -> QueueItem:
+    """A queue row as labelling_queue.py writes it, with `label` as an annotator filled it in."""
+    return QueueItem(rank, sentence, "acceptable", 0.6, 0.5, "uncertain: margin 0.20", 1, label)
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def data_version(week: Path) -> str:
+    return yaml.safe_load((week / "params.yaml").read_text())["data"]["version"]
+
+
+# ----------------------------------------------------------------------------- the checks, no training
+
+
+@pytest.fixture
+def week(tmp_path: Path) -> Path:
+    """A folder with just what labelled_data.py reads and writes: the data, params.yaml, the scripts."""
+    for name in LABELLED_DATA_FILES:
+        shutil.copy2(WEEK_DIR / name, tmp_path / name)
+    shutil.copytree(WEEK_DIR / "data", tmp_path / "data")
+    return tmp_path
+
+
+def labelled_data(week: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "labelled_data.py", *args], cwd=week, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_unknown_labels_and_empty_sentences_are_errors_naming_their_lines(week: Path) -> None:
+    items = [
+        queue_item(1, "The server crashes.", "acceptable"),
+        queue_item(2, "The server crash.", "maybe"),  # line 3
+        queue_item(3, "The servers crash.", "unacceptable"),
+        queue_item(4, "   ", "1"),  # line 5
+        queue_item(5, "A node fails.", "yes"),  # line 6
+        queue_item(6, "", ""),  # empty and unlabelled: skipped, not an error
+    ]
+    write_queue_csv(items, week / "filled.csv")
+    params_before = (week / "params.yaml").read_bytes()
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "filled.csv: 3 row(s) cannot be used" in result.stderr
+    assert "line 3: label 'maybe' is not one of acceptable, unacceptable, 1, 0" in result.stderr
+    assert "line 5: the sentence is empty" in result.stderr
+    assert "line 6: label 'yes'" in result.stderr
+    assert "fix these lines" in result.stderr
+    # Nothing was written: no batch, no new version.
+    assert not (week / "data" / "labelled").exists()
+    assert (week / "params.yaml").read_bytes() == params_before
+
+
+def test_a_sentence_labelled_both_ways_is_an_error(week: Path) -> None:
+    write_queue_csv([queue_item(1, "The node fails.", "1"), queue_item(2, "The node fails.", "0")], week / "f.csv")
+    result = labelled_data(week, "f.csv")
+    assert result.returncode == 2
+    assert "line 3: the same sentence as line 2, but labelled unacceptable here and acceptable there" in result.stderr
+
+
+def test_missing_label_column_and_missing_file_say_what_to_use(week: Path) -> None:
+    (week / "no_label.csv").write_text("rank,sentence\n1,The node fails.\n")
+    result = labelled_data(week, "no_label.csv")
+    assert result.returncode == 2
+    assert "has no label column (its columns: rank, sentence)" in result.stderr
+    assert "labelling_queue.py" in result.stderr
+    result = labelled_data(week, "missing.csv")
+    assert result.returncode == 2
+    assert "cannot read the labelling CSV missing.csv" in result.stderr
+
+
+def test_unlabelled_rows_are_skipped_counted_and_reported(week: Path) -> None:
+    items = [
+        queue_item(1, "The server crashes.", "acceptable"),
+        queue_item(2, "The server crash.", ""),  # line 3
+        queue_item(3, "The servers crash.", " Unacceptable "),
+        queue_item(4, "Every node fails.", ""),  # line 5
+        queue_item(5, "Every node fail.", "0"),
+        queue_item(6, "The admin restarts the job.", "1"),
+    ]
+    write_queue_csv(items, week / "filled.csv")
+    check = labelled_data(week, "filled.csv", "--check")
+    assert check.returncode == 0, check.stderr
+    assert "2 left unlabelled, skipped (lines 3, 5)" in check.stdout and "--check: nothing written" in check.stdout
+    assert not (week / "data" / "labelled").exists() and data_version(week) == "v1"
+
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 0, result.stderr
+    assert "filled.csv: 6 rows" in result.stdout
+    assert "4 labelled and new: 2 acceptable, 2 unacceptable" in result.stdout
+    assert "2 left unlabelled, skipped (lines 3, 5)" in result.stdout
+    assert "params.yaml: data.version v1 -> v3" in result.stdout
+    batch = csv_rows(week / "data" / "labelled" / "v3.csv")
+    assert batch == [  # sorted by sentence: the same rows always make the same batch
+        {"sentence": "Every node fail.", "label": "0"},
+        {"sentence": "The admin restarts the job.", "label": "1"},
+        {"sentence": "The server crashes.", "label": "1"},
+        {"sentence": "The servers crash.", "label": "0"},
+    ]
+    assert data_version(week) == "v3"
+    assert "# v1: 2,000 training sentences" in (week / "params.yaml").read_text()  # comments kept
+
+
+def test_a_queue_nobody_labelled_is_refused(week: Path) -> None:
+    write_queue_csv([queue_item(1, "The server crashes.", ""), queue_item(2, "A node fails.", "")], week / "f.csv")
+    result = labelled_data(week, "f.csv")
+    assert result.returncode == 2
+    assert "none of its 2 rows has a label yet" in result.stderr
+    assert not (week / "data" / "labelled").exists()
+
+
+def test_sentences_already_in_the_data_are_reported_and_left_out(week: Path) -> None:
+    train = csv_rows(week / "data" / "train.csv")
+    validation = csv_rows(week / "data" / "validation.csv")
+    flipped = "unacceptable" if train[1]["label"] == "1" else "acceptable"
+    items = [
+        queue_item(1, train[0]["sentence"], train[0]["label"]),  # line 2: in training, same label
+        queue_item(2, train[1]["sentence"], flipped),  # line 3: in training, another label
+        queue_item(3, validation[0]["sentence"], validation[0]["label"]),  # line 4: must stay out of training
+        queue_item(4, "The server crashes.", "1"),
+        queue_item(5, "The server crashes.", "acceptable"),  # line 6: repeats line 5
+    ]
+    write_queue_csv(items, week / "filled.csv")
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 0, result.stderr
+    assert "2 already in the training data, left out (lines 2, 3)" in result.stdout
+    assert f"labelled differently there: line 3 ({flipped} here" in result.stdout
+    assert "1 in the validation set, left out (line 4)" in result.stdout
+    assert "line 6 repeats line 5" in result.stdout
+    assert csv_rows(week / "data" / "labelled" / "v3.csv") == [{"sentence": "The server crashes.", "label": "1"}]
+
+    # A later batch is checked against the earlier ones too, and makes the next version.
+    write_queue_csv([queue_item(1, "The server crashes.", "1"), queue_item(2, "A node fails.", "1")], week / "b.csv")
+    result = labelled_data(week, "b.csv")
+    assert result.returncode == 0, result.stderr
+    assert "1 already in the training data, left out (line 2)" in result.stdout
+    assert "data.version v3 -> v4" in result.stdout
+    # Nothing new at all is an error, not an empty batch.
+    result = labelled_data(week, "b.csv")
+    assert result.returncode == 2
+    assert "nothing new to train on" in result.stderr
+    assert not (week / "data" / "labelled" / "v5.csv").exists()
+
+
+def test_each_version_is_v2_plus_the_batches_up_to_it(week: Path) -> None:
+    write_queue_csv([queue_item(1, "The server crashes.", "1")], week / "a.csv")
+    write_queue_csv([queue_item(1, "A node fails.", "1"), queue_item(2, "A node fail.", "0")], week / "b.csv")
+    assert labelled_data(week, "a.csv").returncode == 0
+    assert labelled_data(week, "b.csv").returncode == 0
+
+    def prepare(version: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "prepare_data.py", "--version", version, "--out-dir", f"out/{version}"]
+        return subprocess.run(command, cwd=week, capture_output=True, text=True, timeout=60)
+
+    labelled = {"v2": [], "v3": ["The server crashes."], "v4": ["The server crashes.", "A node fail.", "A node fails."]}
+    for version, extra in labelled.items():
+        assert prepare(version).returncode == 0
+        rows = csv_rows(week / "out" / version / "train.csv")
+        assert len(rows) == 3000 + len(extra)
+        assert [row["sentence"] for row in rows[3000:]] == extra
+        assert [int(row["idx"]) for row in rows] == list(range(len(rows)))
+        assert csv_rows(week / "out" / version / "validation.csv") == csv_rows(week / "data" / "validation.csv")
+    result = prepare("v5")
+    assert result.returncode == 2
+    assert "v5.csv is not in" in result.stderr and "one of v1, v2, v3, v4" in result.stderr
+    # Every file in data/ is an input of the prepare stage: a stray one is named, not ignored.
+    (week / "data" / "labelled" / "extra.csv").write_text("sentence,label\n")
+    result = prepare("v4")
+    assert result.returncode == 2
+    assert "extra.csv is not a labelled batch" in result.stderr
+
+
+def scored(mcc: float, validation_md5: str = "same") -> dict:
+    """A candidate or production record as promote.py keeps them."""
+    return {
+        "model_version": f"v9-{mcc}",
+        "data_version": "v9",
+        "metrics": {"mcc": mcc},
+        "validation_md5": validation_md5,
+    }
+
+
+def test_the_rule_promotes_ties_and_refuses_a_lower_mcc() -> None:
+    assert decide(scored(0.30), None) == (True, "there is no production model yet: the first model is promoted")
+    assert decide(scored(0.30), scored(0.30)) == (True, "candidate mcc 0.3000 >= production mcc 0.3000")
+    assert decide(scored(0.2999), scored(0.30)) == (False, "candidate mcc 0.2999 < production mcc 0.3000")
+    with pytest.raises(CourseError, match="evaluated on another validation set"):
+        decide(scored(0.9, "other"), scored(0.3))
+
+
+# ----------------------------------------------------------------------------- the loop, for real
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The week with data v1 reproduced and committed (tag `first-model`); nothing promoted yet."""
+    project = Project(tmp_path_factory.mktemp("loop"))
+    # As the repository's .gitignore does: production/ is the registry stand-in, outside git.
+    (project.week / ".gitignore").write_text("production/\n")
+    project.set_params(**FIRST_RUN)
+    project.dvc("repro")
+    project.commit("data v1 and its model")
+    project.git("tag", "first-model")
+    return project
+
+
+def production_files(week: Path) -> dict[str, str]:
+    """sha256 of every file under production/, by path: what must not change on a refusal."""
+    return {
+        str(path.relative_to(week)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((week / "production").rglob("*"))
+        if path.is_file()
+    }
+
+
+def data_hash(lock: dict) -> str:
+    """The md5 dvc.lock records for the prepare stage's input data/."""
+    return next(dep["md5"] for dep in lock["stages"]["prepare"]["deps"] if dep["path"] == "data")
+
+
+def comparison_row(old: float, new: float) -> str:
+    """The MCC row of promote.py's table, as a pattern."""
+    return rf"mcc \(decides\)\s+{old:.4f}\s+{new:.4f}\s+{re.escape(f'{new - old:+.4f}')}"
+
+
+def metrics(week: Path) -> dict:
+    return json.loads((week / "metrics.json").read_text())
+
+
+def record(week: Path) -> dict:
+    return json.loads((week / "production" / "model.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def first_promotion(project: Project) -> subprocess.CompletedProcess:
+    """`python promote.py` with an empty production/: the first model."""
+    return project.run("python", "promote.py", check=False)
+
+
+def test_the_first_model_is_promoted(project: Project, first_promotion: subprocess.CompletedProcess) -> None:
+    week, result = project.week, first_promotion
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "there is no production model yet: the first model is promoted" in result.stdout
+    new = metrics(week)
+    assert re.search(rf"mcc \(decides\)\s+-\s+{new['mcc']:.4f}", result.stdout)
+    assert re.search(rf"accuracy\s+-\s+{new['accuracy']:.4f}", result.stdout)
+    promoted = record(week)
+    config = json.loads((week / "artifacts" / "onnx" / "model_config.json").read_text())
+    assert promoted["model_version"] == config["model_version"] and promoted["model_version"].startswith("v1-")
+    assert promoted["data_version"] == "v1"
+    assert promoted["metrics"] == new
+    for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "model_config.json"):
+        assert md5(week / "production" / "onnx" / name) == md5(week / "artifacts" / "onnx" / name)
+
+    # The same model again: nothing to do, production untouched.
+    before = production_files(week)
+    again = project.run("python", "promote.py", check=False)
+    assert again.returncode == 0
+    assert "already in production" in again.stdout
+    assert production_files(week) == before
+
+
+def test_promotion_refuses_a_pipeline_that_is_not_up_to_date(project: Project) -> None:
+    week = project.week
+    before = production_files(week)
+    project.set_params(**{"data.version": "v2"})
+    try:
+        result = project.run("python", "promote.py", check=False)
+        assert result.returncode == 2
+        assert "the pipeline is not up to date" in result.stderr and "run `dvc repro` first" in result.stderr
+        assert production_files(week) == before
+    finally:
+        project.set_params(**{"data.version": "v1"})
+
+
+@pytest.fixture(scope="module")
+def traffic(
+    project: Project, first_promotion: subprocess.CompletedProcess, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """Events of the production model serving held-out sentences, then sentences of another domain.
+
+    The API runs for real (uvicorn on loopback) with LOG_TEXT=true and EVENTS_FILE, as in production.
+    Returns the two event files and the true labels of the other-domain sentences.
+    """
+    week, folder = project.week, tmp_path_factory.mktemp("traffic")
+    build = project.run("python", "drift.py", "reference", "--export-dir", "production/onnx")
+    assert "reference.json" in build.stdout
+    familiar = [row["sentence"] for row in validation_half("holdout")][:150]
+    other = other_domain_rows(200, seed=1)
+    events = folder / "events.jsonl"
+    with local_server(week / "production" / "onnx", env={"LOG_TEXT": "true", "EVENTS_FILE": str(events)}) as url:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for sentences in (familiar, [row["sentence"] for row in other]):
+                for start in range(0, len(sentences), MAX_BATCH_ITEMS):
+                    batch = sentences[start : start + MAX_BATCH_ITEMS]
+                    client.post("/predict/batch", json={"texts": batch}).raise_for_status()
+    lines = events.read_text().splitlines(keepends=True)
+    assert len(lines) == len(familiar) + len(other)
+    (folder / "familiar.jsonl").write_text("".join(lines[: len(familiar)]))
+    (folder / "drifted.jsonl").write_text("".join(lines[len(familiar) :]))
+    return {
+        "familiar": folder / "familiar.jsonl",
+        "drifted": folder / "drifted.jsonl",
+        "labels": {row["sentence"]: row["label"] for row in other},
+        "folder": folder,
+    }
+
+
+def test_no_drift_means_nothing_to_retrain(project: Project, traffic: dict) -> None:
+    result = project.run("python", "continuous_training.py", "--events", str(traffic["familiar"]), check=False)
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "overall: no drift" in result.stdout
+    assert "no drift: production traffic still looks like the training data; nothing to retrain" in result.stdout
+    assert "step 2/6" not in result.stdout
+    assert data_version(project.week) == "v1"
+
+
+def test_drift_without_labels_says_how_to_write_the_queue(project: Project, traffic: dict) -> None:
+    result = project.run("python", "continuous_training.py", "--events", str(traffic["drifted"]), check=False)
+    print(result.stdout)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "overall: DRIFT" in result.stdout
+    assert f"python labelling_queue.py --events {traffic['drifted']} --out labelling/queue.csv" in result.stdout
+    assert "--labelled labelling/queue.csv" in result.stdout
+    # A schedule that names the CSV before anybody wrote it waits the same way.
+    not_yet = traffic["folder"] / "not-yet.csv"
+    result = project.run(
+        "python", "continuous_training.py", "--events", str(traffic["drifted"]), "--labelled", str(not_yet), check=False
+    )
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"({not_yet} does not exist yet)" in result.stdout and "python labelling_queue.py" in result.stdout
+    assert data_version(project.week) == "v1"
+    assert not (project.week / "data" / "labelled").exists()
+
+
+@pytest.fixture(scope="module")
+def retrained(project: Project, traffic: dict) -> dict:
+    """The drifted traffic queued, labelled (all rows but three) and fed to continuous_training.py."""
+    week = project.week
+    queue, filled = traffic["folder"] / "queue.csv", traffic["folder"] / "filled.csv"
+    made = project.run(
+        "python", "labelling_queue.py", "--events", str(traffic["drifted"]), "--out", str(queue), "--top", "200"
+    )
+    assert made.returncode == 0, made.stderr
+    items = read_queue_csv(queue)
+    assert sorted(item.sentence for item in items) == sorted(traffic["labels"])
+    # The annotator labels every row but three, chosen by sentence so the test does not depend on the ranking.
+    skipped = set(sorted(traffic["labels"])[:3])
+    for item in items:
+        if item.sentence not in skipped:
+            item.label = "acceptable" if traffic["labels"][item.sentence] == 1 else "unacceptable"
+    write_queue_csv(items, filled)
+    skipped_lines = [line for line, item in enumerate(items, start=2) if item.sentence in skipped]
+    lock_before = yaml.safe_load((week / "dvc.lock").read_text())
+    production_before = record(week)
+    project.set_params(**RETRAINING)
+
+    result = project.run(
+        "python", "continuous_training.py", "--events", str(traffic["drifted"]), "--labelled", str(filled), check=False
+    )
+    if result.returncode == 0:
+        project.commit("data v3: labelled drifted traffic; its model promoted")
+    return {
+        "result": result,
+        "skipped_lines": skipped_lines,
+        "lock_before": lock_before,
+        "production_before": production_before,
+        "filled": filled,
+    }
+
+
+def test_labelled_drift_becomes_v3_and_the_better_model_is_promoted(project: Project, retrained: dict) -> None:
+    week, result, skipped_lines = project.week, retrained["result"], retrained["skipped_lines"]
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "overall: DRIFT" in out
+    assert "197 labelled and new" in out
+    assert f"3 left unlabelled, skipped (lines {', '.join(map(str, skipped_lines))})" in out
+    assert "params.yaml: data.version v1 -> v3" in out
+
+    # A new data version: params, the batch, the prepared data, and dvc.lock's record of them.
+    assert data_version(week) == "v3"
+    assert len(csv_rows(week / "data" / "labelled" / "v3.csv")) == 197
+    assert len(csv_rows(week / "artifacts" / "prepared" / "train.csv")) == 3000 + 197
+    assert "Running stage 'prepare'" in out and "Running stage 'train'" in out
+    lock = yaml.safe_load((week / "dvc.lock").read_text())
+    assert data_hash(lock) != data_hash(retrained["lock_before"])
+    assert lock["stages"]["prepare"]["params"]["params.yaml"]["data.version"] == "v3"
+    assert project.dvc("status", "--json").stdout.strip() == "{}"
+
+    # Promoted by the rule, with the comparison printed.
+    new, old = metrics(week), retrained["production_before"]["metrics"]
+    assert new["mcc"] >= old["mcc"] + 0.1, f"the retrained model should clearly beat the first one: {new} vs {old}"
+    assert re.search(comparison_row(old["mcc"], new["mcc"]), out)
+    assert f"promoted: candidate mcc {new['mcc']:.4f} >= production mcc {old['mcc']:.4f}" in out
+    promoted = record(week)
+    assert promoted["data_version"] == "v3" and promoted["model_version"].startswith("v3-")
+    assert promoted["metrics"] == new
+    assert md5(week / "production" / "onnx" / "model.onnx") == md5(week / "artifacts" / "onnx" / "model.onnx")
+    # The drift reference now describes the promoted model and the data it was trained on.
+    reference = json.loads((week / "artifacts" / "monitoring" / "reference.json").read_text())
+    assert reference["model_version"] == promoted["model_version"]
+    assert {"server", "servers"} & set(reference["vocabulary"])
+
+
+def test_the_same_labelled_csv_twice_waits_for_new_labels(project: Project, traffic: dict, retrained: dict) -> None:
+    before = production_files(project.week)
+    result = project.run(
+        "python",
+        "continuous_training.py",
+        "--events",
+        str(traffic["drifted"]),
+        "--labelled",
+        str(retrained["filled"]),
+        check=False,
+    )
+    assert result.returncode == 4, result.stdout + result.stderr  # waits for a person, like an unlabelled queue
+    assert "197 already in the training data" in result.stdout
+    assert f"drift found, but {retrained['filled']} cannot help: it holds no new sentence" in result.stdout
+    assert "python labelling_queue.py" in result.stdout
+    assert data_version(project.week) == "v3" and not (project.week / "data" / "labelled" / "v4.csv").exists()
+    assert production_files(project.week) == before
+
+
+def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, retrained: dict) -> None:
+    """The first model, checked out again from git and the DVC cache, must not replace the better one."""
+    week = project.week
+    before, current = production_files(week), record(week)
+    project.git("checkout", "-q", "first-model")
+    project.dvc("checkout")
+    try:
+        older = metrics(week)
+        assert data_version(week) == "v1" and project.dvc("status", "--json").stdout.strip() == "{}"
+        result = project.run("python", "promote.py", check=False)
+        print(result.stdout)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert re.search(comparison_row(current["metrics"]["mcc"], older["mcc"]), result.stdout)
+        assert (
+            f"refused: candidate mcc {older['mcc']:.4f} < production mcc {current['metrics']['mcc']:.4f}; "
+            f"production stays {current['model_version']} (nothing changed)"
+        ) in result.stdout
+        assert production_files(week) == before
+
+        # A deliberate rollback is possible, and says so.
+        forced = project.run("python", "promote.py", "--force", check=False)
+        assert forced.returncode == 0, forced.stdout + forced.stderr
+        assert "--force: promoted without comparing" in forced.stdout
+        assert record(week)["model_version"].startswith("v1-") and record(week)["metrics"] == older
+    finally:
+        project.git("checkout", "-q", "main")
+        project.dvc("checkout")
