@@ -180,6 +180,9 @@ async def ready(request: Request) -> Readiness | JSONResponse:
     if predictor is None:
         return JSONResponse(status_code=503, content={"status": "not ready", "error": "the model is not loaded"})
     return Readiness(
-        status="ready", model_dir=str(predictor.export_dir), variant=predictor.variant, labels=predictor.labels,
+        status="ready",
+        model_dir=str(predictor.export_dir),
+        variant=predictor.variant,
+        labels=predictor.labels,
         model_version=str(predictor.config.get("model_version") or "unknown"),
     )
