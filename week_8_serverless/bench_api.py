@@ -9,6 +9,9 @@ Measured, on the same machine and model, with the same ONNX Runtime thread count
   /predict   one uvicorn worker on 127.0.0.1, CONCURRENCY clients with keep-alive connections,
              each sending its share of REQUESTS one after another (a bounded, closed-loop load)
 and the same for 64 sentences at a time (predict_batch vs POST /predict/batch, REQUESTS/20 calls).
+Then the same /predict load on the apps of http_floor.py, which do not run the model: FastAPI as app.py
+has it, FastAPI without the hop to a worker thread, and a bare ASGI app. A server has to do their work
+AND the model's on the same cores, so each gives a ceiling for /predict: 1 / (1/floor + 1/raw).
 Writes a JSON file and a Markdown table beside it (--out), and prints the table.
 """
 
@@ -38,6 +41,12 @@ BATCH = 64
 TARGET_P50_EXTRA_MS = 2.0
 TARGET_THROUGHPUT_SHARE = 0.80
 TARGET_IMAGE_MB = 500
+# The apps of http_floor.py, by report key: (app, path, what it is). The same load, without the model.
+FLOORS = {
+    "floor_fastapi": ("http_floor:fastapi_app", "/predict", "FastAPI, `def` as app.py"),
+    "floor_fastapi_async": ("http_floor:fastapi_app", "/predict-async", "FastAPI, `async def`"),
+    "floor_bare": ("http_floor:bare_app", "/predict", "bare ASGI, no framework"),
+}
 
 
 def read_sentences(data_dir: Path = OFFLINE_DATA_DIR) -> list[str]:
@@ -141,13 +150,25 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def ceiling_row(name: str, floor_per_s: float, raw_per_s: float) -> str:
+    """The most /predict could reach if it cost what a floor app costs plus what the model costs.
+
+    Both run on the same cores, so their times per request add up: 1 / (1/floor + 1/raw).
+    """
+    ceiling = 1 / (1 / floor_per_s + 1 / raw_per_s) / raw_per_s
+    reach = "target within reach" if ceiling >= TARGET_THROUGHPUT_SHARE else "target out of reach"
+    return f"| ceiling for /predict: {name} + the model | {ceiling:.0%} of raw | {reach} |"
+
+
 def table(report: dict) -> str:
     """The comparison as Markdown: one row per path, then the targets."""
     raw, api, raw_b, api_b = report["raw"], report["api"], report["raw_batch"], report["api_batch"]
+    floors = [(name, report[key]) for key, (_, _, name) in FLOORS.items()]
     extra_ms = api["p50_ms"] - raw["p50_ms"]
     share = api["per_s"] / raw["per_s"]
     share_b = api_b["per_s"] / raw_b["per_s"]
     clients = report["concurrency"]
+    errors = api["errors"] + api_b["errors"] + sum(floor["errors"] for _, floor in floors)
     rows = [
         "| path | p50 ms | p99 ms | sentences/s | errors |",
         "|---|---:|---:|---:|---:|",
@@ -159,6 +180,11 @@ def table(report: dict) -> str:
         f"| {raw_b['p50_ms']:.2f} | {raw_b['p99_ms']:.2f} | {raw_b['per_s']:.0f} | - |",
         f"| POST /predict/batch ({BATCH}), {clients} clients | {api_b['p50_ms']:.2f} "
         f"| {api_b['p99_ms']:.2f} | {api_b['per_s']:.0f} | {api_b['errors']} |",
+        *(
+            f"| POST to {name}, no model (http_floor.py), {clients} clients | {floor['p50_ms']:.2f} "
+            f"| {floor['p99_ms']:.2f} | {floor['per_s']:.0f} | {floor['errors']} |"
+            for name, floor in floors
+        ),
         "",
         "| target | measured | |",
         "|---|---:|---|",
@@ -168,7 +194,8 @@ def table(report: dict) -> str:
         f"| {verdict(share >= TARGET_THROUGHPUT_SHARE)} |",
         f"| /predict/batch throughput ≥ {TARGET_THROUGHPUT_SHARE:.0%} of raw batch | {share_b:.0%} "
         f"| {verdict(share_b >= TARGET_THROUGHPUT_SHARE)} |",
-        f"| zero errors | {api['errors'] + api_b['errors']} | {verdict(api['errors'] + api_b['errors'] == 0)} |",
+        *(ceiling_row(name, floor["per_s"], raw["per_s"]) for name, floor in floors),
+        f"| zero errors | {errors} | {verdict(errors == 0)} |",
     ]
     if report.get("image_mb") is not None:
         rows.append(
@@ -195,6 +222,9 @@ def run(export_dir: Path, requests: int, concurrency: int, threads: int, image: 
     with local_server(export_dir, env={"ORT_THREADS": str(threads)}) as url:
         report["api"] = measure_api(url, "/predict", [{"text": s} for s in singles], concurrency, 1)
         report["api_batch"] = measure_api(url, "/predict/batch", [{"texts": b} for b in batches], concurrency, BATCH)
+    for key, (app, path, _) in FLOORS.items():
+        with local_server(export_dir, app=app) as url:
+            report[key] = measure_api(url, path, [{"text": s} for s in singles], concurrency, 1)
     report["image"] = image
     report["image_mb"] = image_size_mb(image) if image else None
     return report

@@ -52,25 +52,32 @@ def wait_ready(url: str, process: subprocess.Popen, output: IO[str], timeout_s: 
         time.sleep(0.1)
 
 
-def server_command(port: int, workers: int = 1) -> list[str]:
+def server_command(port: int, workers: int = 1, app: str = "app:app") -> list[str]:
     """`uvicorn app:app` on 127.0.0.1:port, without per-request access logs (they cost time under load)."""
     return [
-        sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--no-access-log",
     ]  # fmt: skip
 
 
 @contextlib.contextmanager
 def local_server(
-    model_dir: Path, env: Mapping[str, str] | None = None, workers: int = 1, timeout_s: float = 60
+    model_dir: Path,
+    env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    timeout_s: float = 60,
+    app: str = "app:app",
 ) -> Iterator[str]:
-    """Run the API on a free loopback port until the block ends; yields its base URL."""
+    """Run the API (or another `module:attribute` ASGI app) on a free loopback port until the block ends.
+
+    Yields its base URL once GET /ready answers 200.
+    """
     port = free_port()
     environment = {**os.environ, "MODEL_DIR": str(model_dir), **(env or {})}
     # A file, not a pipe: nobody reads the output while the server runs, and a full pipe would block it.
     with tempfile.TemporaryFile(mode="w+") as output:
         process = subprocess.Popen(
-            server_command(port, workers),
+            server_command(port, workers, app),
             cwd=WEEK_DIR,
             env=environment,
             stdout=output,
