@@ -52,6 +52,16 @@ def wait_ready(url: str, process: subprocess.Popen, output: IO[str], timeout_s: 
         time.sleep(0.1)
 
 
+def stop(process: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Ask a server to stop (SIGTERM, so it shuts down cleanly); kill it if it has not within timeout_s."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def server_command(port: int, workers: int = 1, app: str = "app:app") -> list[str]:
     """`uvicorn app:app` on 127.0.0.1:port, without per-request access logs (they cost time under load)."""
     return [
@@ -89,9 +99,4 @@ def local_server(
             wait_ready(url + "/ready", process, output, timeout_s)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)

@@ -27,7 +27,7 @@ from typing import IO
 
 import pytest
 
-from local_server import free_port
+from local_server import free_port, stop
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
 
@@ -101,12 +101,7 @@ class OpenSearchServer:
     def stop(self) -> None:
         """Stop the process (its data is gone); the port refuses connections until start()."""
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop(self.process, timeout_s=5)
         if self.output is not None:
             self.output.close()
             self.output = None

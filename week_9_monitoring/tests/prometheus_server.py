@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from local_server import free_port
+from local_server import free_port, stop, wait_ready
 
 PROMETHEUS = "/usr/bin/prometheus"
 SCRAPE_INTERVAL = "1s"
@@ -94,23 +94,6 @@ class Prometheus:
             time.sleep(0.25)
 
 
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Wait for GET /-/ready to answer 200; fail at once, with Prometheus's log, if it exits."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited with code {process.returncode}:\n{log.read_text()}")
-        try:
-            with OPENER.open(url + "/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"prometheus at {url} not ready within {timeout_s:g} s:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
 @contextlib.contextmanager
 def prometheus_server(target: str, base_config: dict | None = None, timeout_s: float = 30) -> Iterator[Prometheus]:
     """Run Prometheus on a free port of 127.0.0.1, scraping `target` (host:port) every second."""
@@ -127,15 +110,10 @@ def prometheus_server(target: str, base_config: dict | None = None, timeout_s: f
             f"--web.listen-address={address}",
         ]
         # A file, not a pipe: nobody reads Prometheus's log while it runs, and a full pipe would block it.
-        with open(log, "w") as output:
+        with open(log, "w+") as output:
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
             try:
-                wait_ready(f"http://{address}", process, log, timeout_s)
+                wait_ready(f"http://{address}/-/ready", process, output, timeout_s)
                 yield Prometheus(f"http://{address}")
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop(process)
