@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from omegaconf import DictConfig
@@ -70,6 +72,26 @@ def exported(trained: dict) -> dict:
     export_dir = trained["artifacts"] / "onnx"
     written = convert(trained["checkpoint"], export_dir)
     return {**trained, "export_dir": export_dir, "written": written}
+
+
+def import_lambda_handler(model_dir: Path, **environment: str) -> ModuleType:
+    """lambda_handler imported as Lambda's init phase would, with MODEL_DIR and `environment` set.
+
+    Reloaded when an earlier test imported it: the model and settings load at import time.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_DIR", str(model_dir))
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        if "lambda_handler" in sys.modules:
+            return importlib.reload(sys.modules["lambda_handler"])
+        return importlib.import_module("lambda_handler")
+
+
+@pytest.fixture(scope="module")
+def lambda_module(exported: dict) -> ModuleType:
+    """lambda_handler with the session's ONNX export, imported once per test module."""
+    return import_lambda_handler(exported["export_dir"])
 
 
 def run_script(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

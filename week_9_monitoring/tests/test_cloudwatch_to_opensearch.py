@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
-import importlib
 import json
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from types import ModuleType, SimpleNamespace
@@ -28,16 +26,6 @@ SENTENCES = [
 ]
 LOG_GROUP = "/aws/lambda/cola-classifier"
 LOG_STREAM = "2026/11/23/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-
-
-@pytest.fixture(scope="module")
-def lambda_module(exported: dict) -> ModuleType:
-    """lambda_handler imported as Lambda's init phase would, with MODEL_DIR at the session's export."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MODEL_DIR", str(exported["export_dir"]))
-        if "lambda_handler" in sys.modules:
-            return importlib.reload(sys.modules["lambda_handler"])
-        return importlib.import_module("lambda_handler")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -42,27 +43,16 @@ def runtime(lambda_image: str, container_engine: str) -> Iterator[RuntimeApi]:
         print(logs)
 
 
-@pytest.fixture(scope="module")
-def in_process(exported: dict):  # noqa: ANN201
-    import importlib
-    import sys
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MODEL_DIR", str(exported["export_dir"]))
-        module = sys.modules.get("lambda_handler")
-        return importlib.reload(module) if module else importlib.import_module("lambda_handler")
-
-
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in EVENTS.glob("*.json")), ids=lambda n: n.removesuffix(".json")
 )
 def test_the_container_answers_every_event_like_the_in_process_handler(
-    runtime: RuntimeApi, in_process, name: str  # noqa: ANN001
+    runtime: RuntimeApi, lambda_module: ModuleType, name: str
 ) -> None:
     event = json.loads((EVENTS / name).read_text())
     kind, answer = runtime.invoke(event)
     assert kind == "response", answer
-    expected = in_process.handler(event, None)
+    expected = lambda_module.handler(event, None)
     assert answer["statusCode"] == expected["statusCode"]
     assert answer["headers"] == expected["headers"]
     got, want = json.loads(answer["body"]), json.loads(expected["body"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -22,16 +21,6 @@ SENTENCE = "Anna will helps the children."
 
 def event(name: str) -> dict:
     return json.loads((EVENTS / name).read_text())
-
-
-@pytest.fixture(scope="module")
-def lambda_module(exported: dict) -> ModuleType:
-    """lambda_handler imported as Lambda's init phase would, with MODEL_DIR at the session's export."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MODEL_DIR", str(exported["export_dir"]))
-        if "lambda_handler" in sys.modules:
-            return importlib.reload(sys.modules["lambda_handler"])
-        return importlib.import_module("lambda_handler")
 
 
 @pytest.mark.parametrize("name", GOOD)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import app
+from conftest import import_lambda_handler
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from prediction_events import EventSink, PredictionEvent, parse_event, read_events, utc_timestamp
@@ -93,12 +92,8 @@ def test_a_bad_request_id_is_replaced_and_a_bad_request_logs_nothing(exported: d
 
 @pytest.fixture(scope="module")
 def lambda_module(exported: dict) -> ModuleType:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MODEL_DIR", str(exported["export_dir"]))
-        patch.setenv("LOG_TEXT", "true")
-        if "lambda_handler" in sys.modules:
-            return importlib.reload(sys.modules["lambda_handler"])
-        return importlib.import_module("lambda_handler")
+    """The conftest's lambda_module, but logging the sentence text too (LOG_TEXT=true)."""
+    return import_lambda_handler(exported["export_dir"], LOG_TEXT="true")
 
 
 class Context:
