@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 from omegaconf import DictConfig
@@ -18,6 +19,8 @@ import container_engine as engine
 
 WEEK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(WEEK_DIR))
+if TYPE_CHECKING:  # for the annotations only: fixtures import the week's modules when they run
+    import drift
 
 # Tests never touch the network: offline data and model, Hub libraries fail fast.
 os.environ["MLOPS_SOURCE"] = "offline"
@@ -72,6 +75,22 @@ def exported(trained: dict) -> dict:
     export_dir = trained["artifacts"] / "onnx"
     written = convert(trained["checkpoint"], export_dir)
     return {**trained, "export_dir": export_dir, "written": written}
+
+
+@pytest.fixture(scope="session")
+def reference(exported: dict) -> drift.Reference:
+    """The drift reference for the session's export, built once: validation half, predictions, vocabulary."""
+    import drift
+
+    return drift.build_reference(exported["export_dir"])
+
+
+@pytest.fixture(scope="session")
+def config() -> drift.MonitoringConfig:
+    """The committed monitoring.yaml: drift thresholds and labelling-queue weights."""
+    import drift
+
+    return drift.load_config()
 
 
 def import_lambda_handler(model_dir: Path, **environment: str) -> ModuleType:

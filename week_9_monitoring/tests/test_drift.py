@@ -28,16 +28,6 @@ def predictor(exported: dict) -> ColaOnnxPredictor:
 
 
 @pytest.fixture(scope="module")
-def reference(exported: dict) -> drift.Reference:
-    return drift.build_reference(exported["export_dir"])
-
-
-@pytest.fixture(scope="module")
-def config() -> drift.MonitoringConfig:
-    return drift.load_config()
-
-
-@pytest.fixture(scope="module")
 def holdout_events(predictor: ColaOnnxPredictor) -> list[PredictionEvent]:
     """The model's events on the held-out half of validation: in distribution, never in the reference."""
     return predict_events(predictor, [row["sentence"] for row in shifted_text.validation_half("holdout")])

@@ -24,16 +24,6 @@ from prediction_events import PredictionEvent, build_event
 from prediction_windows import predict_events, write_events
 
 
-@pytest.fixture(scope="module")
-def reference(exported: dict) -> drift.Reference:
-    return drift.build_reference(exported["export_dir"])
-
-
-@pytest.fixture(scope="module")
-def config() -> drift.MonitoringConfig:
-    return drift.load_config()
-
-
 def event(text: str | None, p_acceptable: float, index: int) -> PredictionEvent:
     """An event with chosen probabilities, so a test decides how sure the model was."""
     probabilities = {"unacceptable": 1 - p_acceptable, "acceptable": p_acceptable}

@@ -26,7 +26,9 @@ DRIFT_AT = 80
 
 
 @pytest.fixture(scope="module")
-def monitored(exported: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def monitored(
+    exported: dict, reference: drift.Reference, config: drift.MonitoringConfig, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
     """A stream that drifts halfway, logged as the API logs it, with its drift check and labelling queue."""
     folder = tmp_path_factory.mktemp("monitored")
     predictor = ColaOnnxPredictor(exported["export_dir"])
@@ -51,8 +53,6 @@ def monitored(exported: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
             for i, (t, r) in enumerate(zip(batch, results, strict=True))
         ]
     sink.emit(events)
-    config = drift.load_config()
-    reference = drift.build_reference(exported["export_dir"])
     report = drift.check_drift(events[DRIFT_AT:], reference, config)
     queue = labelling_queue.build_queue(events[DRIFT_AT:], reference, config)
     (folder / "drift.json").write_text(json.dumps(report.to_dict()))
