@@ -39,6 +39,8 @@ END_MARK = "<!-- whats-new:end -->"
 # Used only when the repo is not a git work tree; with git, .gitignore decides.
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", ".git"}
 SKIP_SUFFIXES = (".pyc",)
+# Names that hold keys: never copied between weeks, even when git would track them.
+SECRET_NAME = re.compile(r"^(\.env(\..+)?|.+\.(pem|key)|credentials(\.json)?|id_(rsa|ed25519|ecdsa))$")
 
 
 # ----------------------------------------------------------------------------- week folders
@@ -95,7 +97,8 @@ def list_files(root: Path, week: Path) -> set[str]:
                 if not name.endswith(SKIP_SUFFIXES):
                     files.add((Path(folder) / name).relative_to(week).as_posix())
     files.discard(DECLARATION)
-    return files
+    # A file of keys is never part of a lesson, even where .gitignore forgot it: never compared or advised.
+    return {f for f in files if not is_secret_name(f)}
 
 
 # ------------------------------------------------------------------------------ declarations
@@ -558,6 +561,12 @@ def lesson(root: Path, week: Path) -> str:
 # ------------------------------------------------------------------------------------- sync
 
 
+def is_secret_name(path: str) -> bool:
+    """Whether a week file's name says it holds keys (.env, *.pem, credentials, ...)."""
+    name = Path(path).name
+    return name != ".env.example" and SECRET_NAME.match(name) is not None
+
+
 def sync(root: Path, target: str) -> tuple[list[str], bool]:
     """Carry `week_K_slug/path` (a file or folder) forward into the following weeks.
 
@@ -582,12 +591,26 @@ def sync(root: Path, target: str) -> tuple[list[str], bool]:
     start = names.index(parts[0])
     relative = "/".join(parts[1:])
     source = weeks[start] / relative
+    known = list_files(root, weeks[start])  # what git tracks or would track: never an ignored file
     if source.is_dir():
-        pending = sorted(f for f in list_files(root, weeks[start]) if covers(relative + "/", f))
+        pending = sorted(f for f in known if covers(relative + "/", f))
     elif source.is_file():
         pending = [relative]
     else:
         return [f"{target} does not exist"], False
+    # list_files already leaves keys out; look at the disk too, so a refusal says why, not a silent skip.
+    on_disk = [p for p in source.rglob("*") if p.is_file()] if source.is_dir() else [source]
+    secrets = sorted(p.relative_to(weeks[start]).as_posix() for p in on_disk if is_secret_name(p.name))
+    if secrets:
+        return [
+            f"refused: {weeks[start].name}/{secrets[0]} looks like a file of keys; secrets are never copied "
+            "between weeks (each week reads its own, git-ignored .env)"
+        ], False
+    if source.is_file() and relative not in known:
+        return [
+            f"refused: {target} is ignored by git (a learner's or a run's file, not part of the lesson), "
+            "so it is never carried forward"
+        ], False
     if not pending:
         return [f"{target} holds no files to carry forward"], False
 

@@ -413,6 +413,31 @@ def test_sync_rejects_bad_paths(repo: Path, capsys: pytest.CaptureFixture[str]) 
     assert "does not exist" in capsys.readouterr().out
 
 
+def test_sync_refuses_keys_and_ignored_files(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The fixture's .gitignore does not name .env: the name alone must keep it out of every week.
+    write(repo / W1 / ".env", "WANDB_API_KEY=0123456789abcdef\n")
+    code, out = check_output(repo, capsys)
+    assert code == 0 and ".env" not in out, out
+    assert run(repo, "sync", f"{W1}/.env") == 1
+    assert "looks like a file of keys" in capsys.readouterr().out
+    write(repo / W1 / "configs" / "prod.pem", "-----BEGIN PRIVATE KEY-----\n")
+    assert run(repo, "sync", f"{W1}/configs/") == 1
+    assert "prod.pem looks like a file of keys" in capsys.readouterr().out
+    write(repo / W1 / "artifacts" / "model.ckpt", "weights")
+    assert run(repo, "sync", f"{W1}/artifacts/model.ckpt") == 1
+    assert "is ignored by git" in capsys.readouterr().out
+    assert not (repo / W2 / ".env").exists() and not (repo / W2 / "artifacts").exists()
+    assert not (repo / W2 / "configs" / "prod.pem").exists()
+
+
+def test_repository_ignores_a_learners_env_files() -> None:
+    names = ["week_1_wandb_logging/.env", "week_7_ecr/.env.local", "week_9_monitoring/deploy.pem"]
+    done = subprocess.run(["git", "check-ignore", *names], cwd=weeks.ROOT, capture_output=True, text=True)
+    assert done.stdout.split() == names
+    kept = subprocess.run(["git", "check-ignore", "week_1_wandb_logging/.env.example"], cwd=weeks.ROOT)
+    assert kept.returncode == 1  # the template stays tracked
+
+
 # ------------------------------------------------------------------------------------ diff
 
 
