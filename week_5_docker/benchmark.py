@@ -50,6 +50,7 @@ TURN_WARMUP = 10  # untimed calls at the start of each engine's turn (see measur
 BUSY_WARNING_CORES = 0.2  # other processes' average CPU use above which the report warns
 TARGET_ONE_SENTENCE_SPEEDUP = 5.0  # ONNX Runtime fp32 p50 vs PyTorch eager p50, one sentence
 TARGET_INT8_THROUGHPUT_GAIN = 1.4  # int8 vs fp32 sentences/s at batch 64
+TARGET_INT8_ACCURACY_POINTS = 1.0  # |int8 - fp32| validation accuracy, in percentage points
 
 
 @dataclass
@@ -220,26 +221,40 @@ def machine_info(threads: int) -> dict:
 
 
 def check_targets(results: list[Result]) -> list[dict]:
-    """The week's two targets, each with the measured ratio and whether it was met."""
+    """The week's targets, each with the measured figure, its unit and whether it was met."""
     by_name = {r.engine: r for r in results}
     eager, fp32, int8 = by_name["PyTorch eager"], by_name["ONNX Runtime fp32"], by_name["ONNX Runtime int8"]
+    speedup = eager.p50_ms / fp32.p50_ms
     targets = [
         {
             "target": f"ONNX Runtime fp32 >= {TARGET_ONE_SENTENCE_SPEEDUP:g}x faster than eager, one sentence p50",
-            "measured": eager.p50_ms / fp32.p50_ms,
+            "measured": speedup,
+            "unit": "x",
             "required": TARGET_ONE_SENTENCE_SPEEDUP,
+            "met": speedup >= TARGET_ONE_SENTENCE_SPEEDUP,
         }
     ]
     if 64 in int8.throughput:
+        gain = int8.throughput[64] / fp32.throughput[64]
         targets.append(
             {
                 "target": f"int8 >= {TARGET_INT8_THROUGHPUT_GAIN:g}x fp32 throughput at batch 64",
-                "measured": int8.throughput[64] / fp32.throughput[64],
+                "measured": gain,
+                "unit": "x",
                 "required": TARGET_INT8_THROUGHPUT_GAIN,
+                "met": gain >= TARGET_INT8_THROUGHPUT_GAIN,
             }
         )
-    for target in targets:
-        target["met"] = target["measured"] >= target["required"]
+    change = 100 * (int8.accuracy - fp32.accuracy)  # signed, so a reader sees which way it moved
+    targets.append(
+        {
+            "target": f"int8 validation accuracy within {TARGET_INT8_ACCURACY_POINTS:g} point of fp32",
+            "measured": change,
+            "unit": "points",
+            "required": TARGET_INT8_ACCURACY_POINTS,
+            "met": abs(change) <= TARGET_INT8_ACCURACY_POINTS,
+        }
+    )
     return targets
 
 
@@ -254,7 +269,9 @@ def markdown(results: list[Result], machine: dict, targets: list[dict], settings
         cells += [f"{r.size_mb:.2f}", r.size_of, f"{r.accuracy:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Targets:"]
-    lines += [f"- {t['target']}: measured {t['measured']:.3f}x -> {'met' if t['met'] else 'NOT met'}" for t in targets]
+    for t in targets:
+        value = f"{t['measured']:+.2f} points" if t["unit"] == "points" else f"{t['measured']:.3f}x"
+        lines.append(f"- {t['target']}: measured {value} -> {'met' if t['met'] else 'NOT met'}")
     lines += ["", "Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items())]
     lines += ["Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items())]
     return "\n".join(lines)

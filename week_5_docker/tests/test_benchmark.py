@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import run_script
 
 ENGINES = ["PyTorch eager", "ONNX Runtime fp32", "ONNX Runtime int8"]
@@ -31,7 +33,11 @@ def test_tiny_benchmark_reports_all_three_engines(exported: dict, tmp_path) -> N
         assert 0.5 < result["accuracy"] <= 1 and result["size_mb"] > 0
     # Eager PyTorch and ONNX fp32 run the same weights on the same inputs.
     assert report["results"][0]["accuracy"] == report["results"][1]["accuracy"]
-    assert len(report["targets"]) == 2 and all(isinstance(t["met"], bool) for t in report["targets"])
+    assert len(report["targets"]) == 3 and all(isinstance(t["met"], bool) for t in report["targets"])
+    change = report["targets"][2]
+    accuracies = [r["accuracy"] for r in report["results"]]
+    assert change["measured"] == pytest.approx(100 * (accuracies[2] - accuracies[1]))
+    assert change["met"] == (abs(change["measured"]) <= 1.0)
     assert out.with_suffix(".md").read_text().startswith("| engine |")
 
 

@@ -73,8 +73,24 @@ def test_int8_accuracy_within_one_point_of_fp32(fp32: ColaOnnxPredictor, int8: C
         return float(np.mean([LABELS[y] == r["label"] for y, r in zip(labels, results, strict=True)]))
 
     fp32_accuracy, int8_accuracy = accuracy(fp32), accuracy(int8)
-    assert fp32_accuracy > 0.6  # the model learned something, so the comparison means something
+    # Comparable to the model a learner gets with the defaults (0.797 with week 4's `python train.py`):
+    # int8 lost 4 points on that model, and only 0.3-1.3 on a weaker one.
+    assert fp32_accuracy >= 0.75
     assert abs(int8_accuracy - fp32_accuracy) <= 0.01
+
+
+def test_int8_answers_a_sentence_alone_as_in_a_padded_batch(int8: ColaOnnxPredictor) -> None:
+    # A sentence batched with longer ones is padded; the int8 model must not read the padding.
+    # (Before the converter gave QAttention its mask, 80 of 600 labels changed here.)
+    sentences = validation()[0]
+    batched = [r for start in range(0, len(sentences), 64) for r in int8.predict_batch(sentences[start : start + 64])]
+    alone = [int8.predict_batch([sentence])[0] for sentence in sentences]
+    pairs = list(zip(batched, alone, strict=True))
+    differences = [abs(b["score"] - a["score"]) for b, a in pairs if b["label"] == a["label"]]
+    flips = sum(b["label"] != a["label"] for b, a in pairs)
+    # Activations are quantized per batch, so the padding may move a probability slightly, never far.
+    assert flips <= len(sentences) // 100
+    assert max(differences) <= 0.1
 
 
 def test_results_have_week_1_format(fp32: ColaOnnxPredictor) -> None:

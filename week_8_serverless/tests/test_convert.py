@@ -48,6 +48,38 @@ def test_int8_model_has_integer_matmuls_and_is_much_smaller(exported: dict) -> N
     assert int8.stat().st_size < 0.3 * fp32.stat().st_size
 
 
+def test_int8_attention_keeps_the_padding_mask(exported: dict) -> None:
+    # onnxruntime's quantizer drops Attention's attention_bias input (where the exporter puts the
+    # padding mask); the converter hands QAttention the same mask as mask_index (input 5) instead.
+    graph = onnx.load(exported["export_dir"] / MODEL_FILES["int8"]).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    attentions = [node for node in graph.node if node.op_type == "QAttention"]
+    assert attentions
+    for node in attentions:
+        assert len(node.input) > 5 and node.input[5], f"{node.name} has no mask_index: padding would be attended"
+        cast = producers[node.input[5]]
+        assert cast.op_type == "Cast" and list(cast.input) == ["attention_mask"]
+
+
+def test_int8_weights_use_seven_bits_so_no_cpu_saturates(exported: dict) -> None:
+    # Without VNNI, ONNX Runtime's u8 x s8 kernel sums pairs of products in 16 bits: 2 x 255 x 127
+    # overflows 32767, 2 x 255 x 64 = 32640 does not. reduce_range keeps every int8 weight in [-64, 64].
+    import numpy as np
+    from onnx import numpy_helper
+
+    graph = onnx.load(exported["export_dir"] / MODEL_FILES["int8"]).graph
+    initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    weights = [
+        initializers[node.input[1]]
+        for node in graph.node
+        if node.op_type in ("MatMulInteger", "QAttention") and node.input[1] in initializers
+    ]
+    assert len(weights) >= 6  # 2 attentions + 2 x 2 feed-forward matmuls at least
+    for weight in weights:
+        assert weight.dtype == np.int8
+        assert weight.min() >= -64 and weight.max() <= 64
+
+
 def test_converting_again_writes_identical_files(exported: dict, tmp_path) -> None:
     # A DVC stage is only cached and reproduced cleanly when the same input gives the same bytes.
     again = convert(exported["checkpoint"], tmp_path / "onnx")
