@@ -207,6 +207,8 @@ def table(report: dict) -> str:
 
 def run(export_dir: Path, requests: int, concurrency: int, threads: int, image: str | None) -> dict:
     """Measure everything; returns the report (see table())."""
+    # A missing image is known at once: say so before minutes of load, not after.
+    image_mb = image_size_mb(image) if image else None
     sentences = read_sentences()
     singles = [sentences[i % len(sentences)] for i in range(requests)]
     batches = [[sentences[(i * BATCH + j) % len(sentences)] for j in range(BATCH)] for i in range(requests // 20)]
@@ -226,7 +228,7 @@ def run(export_dir: Path, requests: int, concurrency: int, threads: int, image: 
         with local_server(export_dir, app=app) as url:
             report[key] = measure_api(url, path, [{"text": s} for s in singles], concurrency, 1)
     report["image"] = image
-    report["image_mb"] = image_size_mb(image) if image else None
+    report["image_mb"] = image_mb
     return report
 
 

@@ -69,3 +69,5 @@ def test_missing_image_is_named(exported: dict) -> None:
     )
     assert result.returncode == 2
     assert "no image 'no/such:image' found with docker or podman" in result.stderr
+    # Checked before the load: no request was measured (no progress bar) before the error.
+    assert "POST /predict" not in result.stderr and "raw" not in result.stderr
