@@ -58,6 +58,13 @@ sync: setup ## carry a fix forward to later weeks: make sync FILE=week_0_project
 weeks-readme: setup ## rewrite each week's "What's new this week" section from its week.toml
 	$(PY) -m tools.weeks readme
 
+# The generators live in bundle/; week 0 holds their output and every later week a copy of it.
+bundle: setup ## regenerate the offline data and model into week 0 (about 4 min), then copy them to every week
+	$(PY) bundle/offline_data.py
+	$(PY) bundle/offline_model.py
+	$(PY) -m tools.weeks sync week_0_project_setup/data/
+	$(PY) -m tools.weeks sync week_0_project_setup/offline_model/
+
 lock: ## re-resolve requirements.in into the full pinned requirements.txt
 	python3 -m venv /tmp/mlops-lock-venv
 	/tmp/mlops-lock-venv/bin/pip install torch==2.13.0
@@ -71,4 +78,4 @@ clean: ## remove what the weeks produced (models, runs, caches); keeps .venv
 	rm -rf week_*/artifacts week_*/wandb week_*/outputs week_*/multirun week_*/mlruns .test-reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help setup setup-actionlint demo test test-week lint check-weeks check-pins diff sync weeks-readme lock clean
+.PHONY: help setup setup-actionlint demo test test-week lint check-weeks check-pins diff sync weeks-readme bundle lock clean

@@ -1,10 +1,10 @@
-"""Run the repo checks' tests and every week's tests, each in its own pytest process.
+"""Run the repo checks' tests, the bundle's tests and every week's tests, each in its own pytest process.
 
 The weeks are copies that share module names (data.py, model.py, ...), so one pytest
 process per week keeps their imports apart. Prints one summary table and a closing line
 `total: N passed, N failed, N skipped`; exits 1 if anything failed or no test ran.
 
-    python -m tools.run_tests               # tools/tests, then week_0 ... week_9
+    python -m tools.run_tests               # tools/tests, bundle/tests, then week_0 ... week_9
     python -m tools.run_tests --only week_3_dvc
 """
 
@@ -66,11 +66,11 @@ def run_suite(name: str, cwd: Path, target: str, extra: list[str]) -> Outcome:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--only", action="append", help="a week folder (or 'tools'); repeatable")
+    parser.add_argument("--only", action="append", help="a week folder (or 'tools', 'bundle'); repeatable")
     parser.add_argument("pytest_args", nargs="*", help="passed on to every pytest run (after --)")
     args = parser.parse_args()
 
-    suites = [("tools", ROOT, "tools/tests")]
+    suites = [("tools", ROOT, "tools/tests"), ("bundle", ROOT, "bundle/tests")]
     suites += [(week.name, week, "tests") for week in find_weeks(ROOT)]
     if args.only:
         suites = [suite for suite in suites if suite[0] in args.only]

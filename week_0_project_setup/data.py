@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from errors import CourseError
-from source import HUB_DATASET, OFFLINE_DATA_DIR, resolve_model_path
+from source import HUB_DATASET, OFFLINE_DATA_DIR, RESTORE_DATA, resolve_model_path
 
 COLUMNS = ["input_ids", "attention_mask", "label"]
 
@@ -21,20 +21,17 @@ def load_cola(source: str) -> DatasetDict:
     files = {split: OFFLINE_DATA_DIR / f"{split}.csv" for split in ("train", "validation")}
     for path in files.values():
         if not path.is_file():
-            raise CourseError(f"{path} is missing: regenerate it with `python offline_data.py`")
+            raise CourseError(f"{path} is missing: {RESTORE_DATA}")
     try:
         dataset = load_dataset("csv", data_files={k: str(v) for k, v in files.items()})
     except Exception as error:  # datasets raises several types for a broken CSV
         raise CourseError(
             f"cannot read the offline data in {OFFLINE_DATA_DIR} ({type(error).__name__}: "
-            f"{error}): regenerate it with `python offline_data.py`"
+            f"{error}): {RESTORE_DATA}"
         ) from error
     missing = {"sentence", "label"} - set(dataset["train"].column_names)
     if missing:
-        raise CourseError(
-            f"{files['train']} lacks the column(s) {sorted(missing)}: "
-            "regenerate it with `python offline_data.py`"
-        )
+        raise CourseError(f"{files['train']} lacks the column(s) {sorted(missing)}: {RESTORE_DATA}")
     return dataset
 
 

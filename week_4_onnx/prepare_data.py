@@ -6,7 +6,7 @@ Two versions, as a project gets them in real life:
   v1  the first 2,000 training sentences: the data you started with
   v2  all 3,000: the same data plus 1,000 newly collected sentences ("more data")
 The validation set is the same in both, so the metrics of the two models can be compared.
-The raw data is the bundled offline dataset in data/ (see offline_data.py).
+The raw data is the bundled offline dataset in data/ (made by bundle/ at the repository root).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import csv
 from pathlib import Path
 
 from errors import CourseError, run_cli
-from source import WEEK_DIR
+from source import RESTORE_DATA, WEEK_DIR
 
 RAW_DIR = WEEK_DIR / "data"
 VERSIONS = {"v1": 2000, "v2": 3000}  # training sentences per data version
@@ -29,9 +29,9 @@ def read_rows(path: Path) -> list[dict]:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as error:
-        raise CourseError(f"cannot read {path} ({error}): regenerate it with `python offline_data.py`") from error
+        raise CourseError(f"cannot read {path} ({error}): {RESTORE_DATA}") from error
     if rows and set(FIELDS) - set(rows[0]):
-        raise CourseError(f"{path} lacks the columns {FIELDS}: regenerate it with `python offline_data.py`")
+        raise CourseError(f"{path} lacks the columns {FIELDS}: {RESTORE_DATA}")
     return rows
 
 

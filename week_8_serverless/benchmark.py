@@ -42,7 +42,7 @@ from tqdm import tqdm
 from convert_model_to_onnx import CHECKPOINT, load_classifier, sha256
 from errors import CourseError, run_cli
 from inference_onnx import EXPORT_DIR, MODEL_FILES, ColaOnnxPredictor
-from source import OFFLINE_DATA_DIR
+from source import OFFLINE_DATA_DIR, RESTORE_DATA
 
 Inputs = dict[str, np.ndarray]
 BLOCKS = 10  # one-sentence calls are interleaved between the engines in this many blocks
@@ -80,7 +80,7 @@ def read_validation(data_dir: Path = OFFLINE_DATA_DIR) -> tuple[list[str], list[
     """Sentences and 0/1 labels of the offline validation split."""
     path = data_dir / "validation.csv"
     if not path.is_file():
-        raise CourseError(f"{path} is missing: regenerate it with `python offline_data.py`")
+        raise CourseError(f"{path} is missing: {RESTORE_DATA}")
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     return [row["sentence"] for row in rows], [int(row["label"]) for row in rows]

@@ -60,7 +60,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from errors import CourseError, run_cli
 from prediction_events import PredictionEvent, read_events, utc_timestamp
 from shifted_text import validation_half
-from source import OFFLINE_DATA_DIR, WEEK_DIR
+from source import OFFLINE_DATA_DIR, RESTORE_DATA, WEEK_DIR
 
 CONFIG_PATH = WEEK_DIR / "monitoring.yaml"
 FAIL_ON_DRIFT_EXIT = 3
@@ -186,7 +186,7 @@ class Reference(BaseModel):
 def read_sentences(path: Path) -> list[str]:
     """The `sentence` column of a CSV file such as data/train.csv."""
     if not path.is_file():
-        raise CourseError(f"{path} is missing: run `python offline_data.py` to generate the data")
+        raise CourseError(f"{path} is missing: {RESTORE_DATA}")
     with open(path, encoding="utf-8", newline="") as handle:
         return [row["sentence"] for row in csv.DictReader(handle)]
 

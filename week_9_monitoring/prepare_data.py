@@ -10,7 +10,7 @@ The versions, as a project gets them in real life:
           `python labelled_data.py FILLED.csv` from a labelling CSV (the retraining loop).
 A batch is never edited once written, so a version name always means the same sentences.
 The validation set is the same in every version, so the metrics of all models can be compared.
-The raw data is the bundled offline dataset in data/ (see offline_data.py).
+The raw data is the bundled offline dataset in data/ (made by bundle/ at the repository root).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from errors import CourseError, run_cli
-from source import WEEK_DIR
+from source import RESTORE_DATA, WEEK_DIR
 
 RAW_DIR = WEEK_DIR / "data"
 LABELLED_DIR = "labelled"  # data/labelled/v3.csv, v4.csv, ...: one batch of labelled sentences each
@@ -37,9 +37,9 @@ def read_rows(path: Path) -> list[dict]:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as error:
-        raise CourseError(f"cannot read {path} ({error}): regenerate it with `python offline_data.py`") from error
+        raise CourseError(f"cannot read {path} ({error}): {RESTORE_DATA}") from error
     if rows and set(FIELDS) - set(rows[0]):
-        raise CourseError(f"{path} lacks the columns {FIELDS}: regenerate it with `python offline_data.py`")
+        raise CourseError(f"{path} lacks the columns {FIELDS}: {RESTORE_DATA}")
     return rows
 
 

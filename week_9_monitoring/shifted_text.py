@@ -9,7 +9,7 @@ Three kinds of shift, each a different way the inputs can stop looking like the 
 
   domain    English from another world (servers, deployments, certificates): grammar the model
             knows, words it has never seen. Labelled: half are acceptable, half carry one
-            error of the kinds offline_data.py makes (agreement, word order, a missing or a
+            error of the kinds bundle/offline_data.py makes (agreement, word order, a missing or a
             doubled word, the wrong verb form), so the retraining loop can learn the new domain.
   language  French: neither the words nor the grammar are the course's.
   garbled   the course's own sentences with letters dropped, inserted, swapped or shuffled.
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from errors import CourseError, run_cli
-from source import OFFLINE_DATA_DIR
+from source import OFFLINE_DATA_DIR, RESTORE_DATA
 
 KINDS = ("domain", "language", "garbled")
 ShiftKind = Literal["domain", "language", "garbled"]
@@ -54,7 +54,7 @@ def validation_half(half: Half, data_dir: Path | None = None) -> list[dict]:
     """
     path = Path(data_dir or OFFLINE_DATA_DIR) / "validation.csv"
     if not path.is_file():
-        raise CourseError(f"{path} is missing: run `python offline_data.py` to generate the data")
+        raise CourseError(f"{path} is missing: {RESTORE_DATA}")
     with open(path, encoding="utf-8", newline="") as handle:
         rows = [
             {"sentence": r["sentence"], "label": int(r["label"]), "idx": int(r["idx"])} for r in csv.DictReader(handle)
@@ -255,7 +255,7 @@ def ops_text(words: list[Word]) -> str:
 def other_domain_rows(n: int, seed: int = 0) -> list[dict]:
     """`n` labelled software-operations sentences: rows {"sentence", "label", "kind"}, shuffled.
 
-    They come in minimal pairs, as in offline_data.py: a grammatical sentence (label 1, kind "")
+    They come in minimal pairs, as in bundle/offline_data.py: a grammatical sentence (label 1, kind "")
     and a copy with one error (label 0, kind "agreement", "word_order"...). An odd `n` gets one
     extra grammatical sentence. No sentence appears twice.
     """

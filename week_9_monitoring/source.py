@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 WEEK_DIR = Path(__file__).resolve().parent
 # MLOPS_OFFLINE_DATA points at another folder of train.csv/validation.csv (tests use it).
 OFFLINE_DATA_DIR = Path(os.environ.get("MLOPS_OFFLINE_DATA", WEEK_DIR / "data"))
-OFFLINE_MODEL_DIR = WEEK_DIR / "offline_model"  # bundled; rebuilt by `python offline_model.py`
+OFFLINE_MODEL_DIR = WEEK_DIR / "offline_model"
+# Both folders are committed, made by bundle/ at the repository root: how a learner gets a broken one back.
+RESTORE_DATA = "restore it with `git checkout -- data` or `make bundle` from the repository root"
+RESTORE_MODEL = "restore it with `git checkout -- offline_model` or `make bundle` from the repository root"
 
 HUB_DATASET = ("nyu-mll/glue", "cola")
 HUB_MODEL = "google/bert_uncased_L-2_H-128_A-2"
@@ -63,10 +66,7 @@ def base_model_name(source: str) -> str:
     if source == "hub":
         return HUB_MODEL
     if not (OFFLINE_MODEL_DIR / "config.json").exists():
-        raise CourseError(
-            f"the bundled offline model is missing from {OFFLINE_MODEL_DIR}: restore it with "
-            "`git checkout -- offline_model` or rebuild it with `python offline_model.py`"
-        )
+        raise CourseError(f"the bundled offline model is missing from {OFFLINE_MODEL_DIR}: {RESTORE_MODEL}")
     # Stored relative to the week so checkpoints keep working if the folder moves.
     return str(OFFLINE_MODEL_DIR.relative_to(WEEK_DIR))
 

@@ -86,4 +86,4 @@ def test_cli_unreadable_data_file_is_one_clear_line(tmp_path) -> None:
     env = {**os.environ, "MLOPS_OFFLINE_DATA": str(tmp_path)}
     done = run_script("train.py", "--max-epochs", "1", "--artifacts-dir", str(tmp_path / "a"), env=env)
     assert done.returncode == 2
-    assert "offline_data.py" in done.stderr and "Traceback" not in done.stderr
+    assert "make bundle" in done.stderr and "Traceback" not in done.stderr

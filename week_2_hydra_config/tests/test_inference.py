@@ -143,4 +143,4 @@ def test_cli_unreadable_data_file_is_one_clear_line(tmp_path) -> None:
         env=env,
     )
     assert done.returncode == 2
-    assert "offline_data.py" in done.stderr and "Traceback" not in done.stderr
+    assert "make bundle" in done.stderr and "Traceback" not in done.stderr

@@ -43,5 +43,5 @@ def test_missing_bundled_model_names_the_fix(monkeypatch, tmp_path) -> None:
     import source
 
     monkeypatch.setattr(source, "OFFLINE_MODEL_DIR", tmp_path / "offline_model")
-    with pytest.raises(CourseError, match="python offline_model.py"):
+    with pytest.raises(CourseError, match="git checkout -- offline_model` or `make bundle"):
         source.base_model_name("offline")

@@ -52,7 +52,7 @@ def test_unreadable_data_gives_a_clear_error(tmp_path, monkeypatch) -> None:
     (tmp_path / "train.csv").write_bytes(b"\xff\xfe not a csv \x00\x01")
     (tmp_path / "validation.csv").write_text("sentence,label,idx\nA dog runs.,1,0\n")
     monkeypatch.setattr("data.OFFLINE_DATA_DIR", tmp_path)
-    with pytest.raises(CourseError, match="offline_data.py"):
+    with pytest.raises(CourseError, match="git checkout -- data` or `make bundle"):
         load_cola("offline")
 
 

@@ -1,4 +1,4 @@
-"""The bundled offline dataset: schema, balance, determinism and the errors it contains."""
+"""The bundled offline dataset: schema, balance, determinism, the errors it contains, and every week's copy."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import csv
 import random
 import statistics
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 import offline_data
+from conftest import WEEKS
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,18 @@ def test_bundled_files_have_cola_schema(split: str, size: int) -> None:
 def test_bundled_files_equal_a_fresh_generation(generated) -> None:
     splits, _ = generated
     assert offline_data.check(splits, offline_data.DATA_DIR) is None
+
+
+def test_the_generator_writes_into_week_0() -> None:
+    assert WEEKS[0].name == "week_0_project_setup" and len(WEEKS) >= 10
+    assert offline_data.DATA_DIR == WEEKS[0] / "data"
+
+
+@pytest.mark.parametrize("week", WEEKS, ids=lambda week: week.name)
+def test_every_week_bundles_a_fresh_generation(generated, week: Path) -> None:
+    """Byte for byte: a week's data/ edited by hand, or not carried forward by `make bundle`, fails here."""
+    splits, _ = generated
+    assert offline_data.check(splits, week / "data") is None
 
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
@@ -119,3 +133,10 @@ def test_write_and_check_round_trip(tmp_path) -> None:
     assert offline_data.check(splits, tmp_path) is None
     (tmp_path / "train.csv").write_text("sentence,label,idx\n", encoding="utf-8")
     assert "differs" in offline_data.check(splits, tmp_path)
+
+
+def test_cli_check_fails_on_other_data_and_passes_on_the_bundle(tmp_path, capsys) -> None:
+    (tmp_path / "train.csv").write_text("sentence,label,idx\n", encoding="utf-8")
+    assert offline_data.main(["--check", "--data-dir", str(tmp_path)]) == 1
+    assert "make bundle" in capsys.readouterr().err
+    assert offline_data.main(["--check"]) == 0

@@ -1,4 +1,4 @@
-"""Generate the bundled offline stand-in for CoLA: data/train.csv and data/validation.csv.
+"""Generate the bundled offline stand-in for CoLA: each week's data/train.csv and data/validation.csv.
 
 When the Hugging Face Hub is out of reach, the course trains on this dataset instead. It has
 CoLA's schema (sentence, label, idx; label 1 = acceptable, 0 = unacceptable) and is built by a
@@ -15,8 +15,9 @@ away. And a corruption only moves, drops or repeats words, or swaps a word for a
 that acceptable sentences use too, so no single word marks a sentence as bad: a model has to
 look at word order and agreement, which is exactly what CoLA asks.
 
-    python offline_data.py           # regenerate data/ next to this file
-    python offline_data.py --check   # exit 1 if the bundled files differ from a regeneration
+    python bundle/offline_data.py           # regenerate week_0_project_setup/data/ (from the repo root)
+    python bundle/offline_data.py --check   # exit 1 if the bundled files differ from a regeneration
+    make bundle                             # regenerate data and model, then carry them to every week
 
 Only the standard library is used, and all randomness comes from one `random.Random(seed)`,
 so the same seed gives byte-identical files on every machine and Python version we support.
@@ -32,7 +33,9 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+# The weeks never import this file; they read its output, which week 0 holds and `make bundle` copies on.
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "week_0_project_setup" / "data"
 SPLITS = ("train", "validation")
 FIELDS = ["sentence", "label", "idx"]
 KINDS = ("agreement", "word_order", "missing_word", "doubled_word", "verb_form")
@@ -633,22 +636,24 @@ def check(splits: dict[str, list[dict]], data_dir: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write (or with --check, verify) the two splits; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="verify the bundled files instead of writing")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="default: %(default)s")
     args = parser.parse_args(argv)
     splits = generate(seed=args.seed)
     if args.check:
-        problem = check(splits, DATA_DIR)
+        problem = check(splits, args.data_dir)
         if problem:
-            print(f"{problem}: run `python offline_data.py` to regenerate it", file=sys.stderr)
+            print(f"{problem}: run `make bundle` from the repository root to regenerate it", file=sys.stderr)
             return 1
         print("ok")
         return 0
-    write_splits(splits, DATA_DIR)
+    write_splits(splits, args.data_dir)
     for name in SPLITS:
         labels = [row["label"] for row in splits[name]]
-        print(f"{DATA_DIR / (name + '.csv')}: {len(labels)} rows ({sum(labels)} acceptable)")
+        print(f"{args.data_dir / (name + '.csv')}: {len(labels)} rows ({sum(labels)} acceptable)")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Build the offline stand-in for `google/bert_uncased_L-2_H-128_A-2`, bundled in offline_model/.
+"""Build the offline stand-in for `google/bert_uncased_L-2_H-128_A-2`, bundled in each week's offline_model/.
 
 Same architecture as the Hub model (2 layers, 128 hidden, 2 attention heads) and built the same
 way, only much smaller: a WordPiece tokenizer trained on the bundled sentences, then masked
@@ -8,9 +8,10 @@ order before it ever sees a label; a randomly initialised model stays at chance 
 data. It is saved with `save_pretrained`, so training and inference load it through exactly the
 `from_pretrained` code path they use for the Hub model.
 
-The result is committed (2 MB), so nobody has to wait for it:
+The result is committed (2 MB), so nobody has to wait for it. From the repository root:
 
-    python offline_model.py          # rebuild offline_model/ (about 4 minutes on 2 CPU cores)
+    python bundle/offline_model.py   # rebuild week_0_project_setup/offline_model/ (about 4 min on 2 CPU cores)
+    make bundle                      # regenerate data and model, then carry them to every week
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import csv
 import logging
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +30,17 @@ from tqdm import tqdm
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, PreTrainedTokenizerFast
 
 import offline_data
-from errors import CourseError
 
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB_SIZE = 2000
 SEED = 0
-MODEL_DIR = Path(__file__).resolve().parent / "offline_model"
+MODEL_DIR = offline_data.ROOT / "week_0_project_setup" / "offline_model"
+
+
+class BundleError(Exception):
+    """A problem the user can fix; `main` prints it as one line instead of a traceback."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,9 @@ def read_sentences(csv_path: Path) -> list[str]:
         with open(csv_path, newline="", encoding="utf-8") as handle:
             return [row["sentence"] for row in csv.DictReader(handle)]
     except (OSError, KeyError, UnicodeDecodeError, csv.Error) as error:
-        raise CourseError(
+        raise BundleError(
             f"cannot read sentences from {csv_path} ({error}): "
-            "regenerate the offline data with `python offline_data.py`"
+            "regenerate the offline data with `python bundle/offline_data.py`"
         ) from error
 
 
@@ -160,13 +165,20 @@ def build_offline_model(data_dir: Path, out_dir: Path, config: PretrainConfig | 
     return losses
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Rebuild the model from the bundled data; returns the exit code (2 with a one-line error)."""
     parser = argparse.ArgumentParser(description="Rebuild the bundled offline BERT-tiny stand-in.")
-    parser.add_argument("--out-dir", type=Path, default=MODEL_DIR)
-    args = parser.parse_args()
-    losses = build_offline_model(offline_data.DATA_DIR, args.out_dir)
+    parser.add_argument("--data-dir", type=Path, default=offline_data.DATA_DIR, help="default: %(default)s")
+    parser.add_argument("--out-dir", type=Path, default=MODEL_DIR, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        losses = build_offline_model(args.data_dir, args.out_dir)
+    except BundleError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"saved to {args.out_dir}; masked-LM loss per epoch: {', '.join(f'{x:.3f}' for x in losses)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,7 +1,9 @@
-"""The bundled offline BERT-tiny: its shape, what pretraining taught it, and how it is rebuilt."""
+"""The bundled offline BERT-tiny: its shape, what pretraining taught it, how it is rebuilt, and every week's copy."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 from transformers import AutoTokenizer, BertForMaskedLM
 
 import offline_model
-from errors import CourseError
+from conftest import REPO_ROOT, WEEKS
 
 
 @pytest.fixture(scope="module")
@@ -71,5 +73,27 @@ def test_pretraining_corpus_excludes_labelled_sentences() -> None:
 
 
 def test_missing_data_gives_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(CourseError, match="regenerate the offline data"):
+    with pytest.raises(offline_model.BundleError, match="regenerate the offline data"):
         offline_model.build_offline_model(tmp_path, tmp_path / "out")
+
+
+def test_cli_missing_data_is_one_clear_line(tmp_path: Path) -> None:
+    """Run as the README says, from the repository root."""
+    command = [sys.executable, "bundle/offline_model.py", "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "regenerate the offline data" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_builder_writes_into_week_0() -> None:
+    assert offline_model.MODEL_DIR == WEEKS[0] / "offline_model"
+
+
+@pytest.mark.parametrize("week", WEEKS[1:], ids=lambda week: week.name)
+def test_every_week_bundles_week_0s_model(week: Path) -> None:
+    """Pretraining is float arithmetic and may differ by CPU, so the weeks are compared with week 0, not rebuilt."""
+    expected = {p.name: p.read_bytes() for p in sorted((WEEKS[0] / "offline_model").iterdir())}
+    found = {p.name: p.read_bytes() for p in sorted((week / "offline_model").iterdir())}
+    assert sorted(found) == sorted(expected)
+    differing = [name for name in expected if found[name] != expected[name]]
+    assert not differing, f"{week.name}/offline_model differs from week 0's in {differing}: run `make bundle`"
