@@ -47,6 +47,22 @@ def read_junit(path: Path) -> tuple[int, int, int]:
     return total - failed - skipped, failed, skipped
 
 
+def slowest_tests(reports: list[Path], count: int = 10) -> list[tuple[float, str]]:
+    """The `count` slowest test cases over all reports: (seconds, suite::test), slowest first.
+
+    pytest's JUnit time covers setup, call and teardown, so a session fixture that trains a
+    model shows up in the first test that uses it.
+    """
+    cases: list[tuple[float, str]] = []
+    for report in reports:
+        if not report.exists():
+            continue
+        for case in ET.parse(report).getroot().iter("testcase"):
+            name = f"{report.stem}::{case.get('classname', '')}::{case.get('name', '')}"
+            cases.append((float(case.get("time", 0.0)), name))
+    return sorted(cases, reverse=True)[:count]
+
+
 def run_suite(name: str, cwd: Path, target: str, extra: list[str]) -> Outcome:
     """Run pytest on `target` inside `cwd` and collect its counts."""
     REPORTS.mkdir(exist_ok=True)
@@ -79,12 +95,17 @@ def main() -> None:
 
     outcomes = [run_suite(name, cwd, target, args.pytest_args) for name, cwd, target in suites]
 
+    print("\nslowest tests (seconds, setup included):")
+    for seconds, name in slowest_tests([REPORTS / f"{o.name}.xml" for o in outcomes]):
+        print(f"{seconds:8.1f}  {name}")
     print("\n{:<26} {:>7} {:>7} {:>8} {:>8}".format("suite", "passed", "failed", "skipped", "seconds"))
     for o in outcomes:
         print(f"{o.name:<26} {o.passed:>7} {o.failed:>7} {o.skipped:>8} {o.seconds:>8.1f}")
     passed = sum(o.passed for o in outcomes)
     failed = sum(o.failed for o in outcomes)
     skipped = sum(o.skipped for o in outcomes)
+    minutes, seconds = divmod(round(sum(o.seconds for o in outcomes)), 60)
+    print(f"time in tests: {minutes} min {seconds} s")
     print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
     if failed or passed == 0:
         sys.exit(1)
