@@ -29,20 +29,27 @@ RESTORE_MODEL = "restore it with `git checkout -- offline_model` or `make bundle
 
 HUB_DATASET = ("nyu-mll/glue", "cola")
 HUB_MODEL = "google/bert_uncased_L-2_H-128_A-2"
-HUB_PROBE_URL = "https://huggingface.co/api/models/" + HUB_MODEL
+HUB_DEFAULT_ENDPOINT = "https://huggingface.co"
 SOURCES = ("hub", "offline", "auto")
 DEFAULT_SOURCE = "offline"  # the embedded default: works on any machine, no network needed
+
+
+def hub_probe_url() -> str:
+    """The base model's page on the Hub the libraries use: HF_ENDPOINT (a mirror) or huggingface.co."""
+    endpoint = os.environ.get("HF_ENDPOINT") or HUB_DEFAULT_ENDPOINT
+    return f"{endpoint.rstrip('/')}/api/models/{HUB_MODEL}"
 
 
 def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
     """Return (reachable, reason) after at most `timeout_s` seconds of probing the Hub."""
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         return False, "HF_HUB_OFFLINE=1 is set"
+    url = hub_probe_url()
     try:
-        with urllib.request.urlopen(HUB_PROBE_URL, timeout=timeout_s) as response:
-            return True, f"{HUB_PROBE_URL} answered HTTP {response.status}"
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return True, f"{url} answered HTTP {response.status}"
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        return False, f"{HUB_PROBE_URL} is unreachable ({error})"
+        return False, f"{url} is unreachable ({error})"
 
 
 def resolve_source(requested: str | None = None) -> str:
@@ -54,6 +61,16 @@ def resolve_source(requested: str | None = None) -> str:
         reachable, reason = hub_reachable()
         requested = "hub" if reachable else "offline"
         log.warning("source=auto -> using %s data and model, because %s", requested, reason)
+    elif requested == "hub" and os.environ.get("HF_HUB_OFFLINE") != "1":
+        # Without this probe, an unreachable Hub costs about a minute of the libraries' retries and
+        # a long log. HF_HUB_OFFLINE=1 skips it on purpose: the libraries then read their cache.
+        reachable, reason = hub_reachable()
+        if not reachable:
+            raise CourseError(
+                f"source=hub, but the Hugging Face Hub cannot be reached: {reason}. Check the connection "
+                "(or HF_ENDPOINT), set HF_HUB_OFFLINE=1 to use what your Hugging Face cache already holds, "
+                "or use --source offline for the bundled data and model"
+            )
     if requested == "offline":
         # Make any library call that would reach the Hub fail at once instead of retrying.
         os.environ["HF_HUB_OFFLINE"] = "1"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
+from conftest import WEEK_DIR
 from errors import CourseError
 from model import LABELS, ColaModel
 from source import base_model_name, resolve_source
@@ -37,6 +42,64 @@ def test_explicit_sources(monkeypatch) -> None:
     assert resolve_source("auto") == "offline"  # the probe answers at once when offline is forced
     with pytest.raises(CourseError, match="unknown source"):
         resolve_source("internet")
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_hub_is_one_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(CourseError, match="Hub cannot be reached.*--source offline"):
+        resolve_source("hub")
+    assert resolve_source("auto") == "offline"
+
+
+def test_reachable_hub_and_offline_cache_are_used(monkeypatch) -> None:
+    import http.server
+    import threading
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    seen: list[str] = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}/")
+        assert resolve_source("hub") == "hub"
+        assert seen == ["/api/models/google/bert_uncased_L-2_H-128_A-2"]  # HF_ENDPOINT is honoured
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the cache only: no probe at all
+        assert resolve_source("hub") == "hub" and len(seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_cli_unreachable_hub_is_one_line_without_traceback() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env["HF_ENDPOINT"] = f"http://127.0.0.1:{closed_port()}"
+    # As a learner asks for the Hub in this week: a flag in week 0-1, a Hydra override from week 2 on.
+    choice = ["data.source=hub"] if (WEEK_DIR / "configs").is_dir() else ["--source", "hub"]
+    done = subprocess.run(
+        [sys.executable, "train.py", *choice], cwd=WEEK_DIR, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode != 0
+    assert "Hub cannot be reached" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2
 
 
 def test_missing_bundled_model_names_the_fix(monkeypatch, tmp_path) -> None:
