@@ -123,6 +123,7 @@ def classify(request: Request, response: Response, texts: list[str]) -> list[dic
     """Run the model on `texts`, then emit one event and update the metrics per prediction."""
     predictor = predictor_of(request)
     request_id = request_id_of(request)
+    event_prefix = new_request_id()  # never the client's id: a reused X-Request-ID would overwrite events
     started = time.perf_counter()
     results = predictor.predict_batch(texts)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -136,6 +137,7 @@ def classify(request: Request, response: Response, texts: list[str]) -> list[dic
             model_config=predictor.config,
             latency_ms=latency_ms,
             log_text=request.app.state.log_text,
+            event_prefix=event_prefix,
         )
         for index, (text, result) in enumerate(zip(texts, results, strict=True))
     ]

@@ -4,7 +4,7 @@ Both serving paths emit the same event, one JSON object per line:
   the API (app.py)                 on stdout, and appended to EVENTS_FILE when it is set
   the Lambda (lambda_handler.py)   on stdout, which Lambda sends to CloudWatch Logs
 
-    {"timestamp": "2026-11-23T15:04:05.123Z", "event_id": "9f0c...-0", "request_id": "9f0c...",
+    {"timestamp": "2026-11-23T15:04:05.123Z", "event_id": "5b7d...-0", "request_id": "9f0c...",
      "source": "api", "model_version": "v2-4a02ff46", "data_version": "v2",
      "label": "acceptable", "score": 0.93, "probabilities": {"unacceptable": 0.07, "acceptable": 0.93},
      "latency_ms": 1.8, "text_length": 27, "word_count": 6, "text_sha256": "5c1e...", "text": "..."}
@@ -38,9 +38,13 @@ class PredictionEvent(BaseModel):
 
     timestamp: str = Field(description="when the prediction was made, ISO 8601 in UTC")
     event_id: str = Field(
-        description="unique per prediction; the document id in OpenSearch, so a replay never duplicates"
+        description="unique per prediction, always made by the server; the document id in OpenSearch, "
+        "so a replay never duplicates"
     )
-    request_id: str = Field(description="the HTTP request or Lambda invocation; a batch shares one")
+    request_id: str = Field(
+        description="the HTTP request (the client's X-Request-ID when it sent one) or Lambda invocation; "
+        "a batch shares one, and a client may reuse it"
+    )
     source: Literal["api", "lambda"]
     model_version: str = Field(description="data version + checkpoint hash, from the export's model_config.json")
     data_version: str | None = None
@@ -75,11 +79,18 @@ def build_event(
     latency_ms: float,
     log_text: bool,
     timestamp: str | None = None,
+    event_prefix: str | None = None,
 ) -> PredictionEvent:
-    """The event for one prediction `result` (as ColaOnnxPredictor returns it) of `text`."""
+    """The event for one prediction `result` (as ColaOnnxPredictor returns it) of `text`.
+
+    event_id is `<event_prefix>-<index>`. The prefix must be made by the server for each request
+    (default: the request id, which is server-made only where no client can choose it, as Lambda's
+    invocation id): a client that reuses its X-Request-ID must never make two predictions share a
+    document id, or OpenSearch keeps only the last of them.
+    """
     return PredictionEvent(
         timestamp=timestamp or utc_timestamp(),
-        event_id=f"{request_id}-{index}",
+        event_id=f"{event_prefix or request_id}-{index}",
         request_id=request_id,
         source=source,
         model_version=str(model_config.get("model_version") or "unknown"),

@@ -41,22 +41,36 @@ def test_every_prediction_the_api_made_is_counted_in_opensearch(
             assert answer.status_code == 200
             labels += [prediction["label"] for prediction in answer.json()["predictions"]]
             request_ids.append(answer.headers["X-Request-ID"])
-    assert len(labels) == 60
+        # A client that reuses its request id: 10 predictions and a batch of 3 under one id, then 4 more.
+        reused = {"X-Request-ID": "client-42"}
+        for sentence in sentences[:10]:
+            answer = http.post("/predict", json={"text": sentence}, headers=reused)
+            assert answer.headers["X-Request-ID"] == "client-42"  # kept, and echoed
+            labels.append(answer.json()["label"])
+        answer = http.post("/predict/batch", json={"texts": sentences[10:13]}, headers=reused)
+        labels += [prediction["label"] for prediction in answer.json()["predictions"]]
+        for sentence in sentences[13:17]:
+            labels.append(http.post("/predict", json={"text": sentence}).json()["label"])
+    assert len(labels) == 77
 
     with OpenSearchServer() as store:
         monkeypatch.setenv("OPENSEARCH_URL", store.url)
         shipped = run_script("shipper.py", "ship", str(events_file))
         assert shipped.returncode == 0, shipped.stderr
-        assert "shipped 60 events" in shipped.stdout
+        assert "shipped 77 events" in shipped.stdout
 
         client = connect(store.url)
         client.indices.refresh(index=INDEX_PATTERN)
+        assert client.count(index=INDEX_PATTERN)["count"] == 77  # one document per prediction, none overwritten
         assert terms(client, "label") == dict(Counter(labels))
-        assert terms(client, "source") == {"api": 60}
-        # A batch's events share its request id: 20 single requests and 4 batches.
-        assert terms(client, "request_id") == {rid: 1 for rid in request_ids[:20]} | dict.fromkeys(request_ids[20:], 10)
+        assert terms(client, "source") == {"api": 77}
+        # A batch's events share its request id: 20 single requests and 4 batches, then the reused id.
+        request_counts = terms(client, "request_id")
+        assert request_counts["client-42"] == 13 and len(request_counts) == 20 + 4 + 1 + 4
+        expected = {rid: 1 for rid in request_ids[:20]} | dict.fromkeys(request_ids[20:], 10)
+        assert {rid: request_counts[rid] for rid in request_ids} == expected
         # LOG_TEXT=true: the sentences are searchable, and countable exactly through text.keyword.
-        sent = Counter(sentences[:20] + sentences)  # the first 20 went alone, then again in a batch
+        sent = Counter(sentences[:20] + sentences + sentences[:17])  # alone, in batches, then the last phase
         for sentence in sentences[:3]:
             query = {"query": {"term": {"text.keyword": sentence}}}
             assert client.count(index=INDEX_PATTERN, body=query)["count"] == sent[sentence]
