@@ -9,7 +9,6 @@ ONNX Runtime really dispatches to those kernels; a probe proves it did.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ import numpy as np
 import pytest
 
 from conftest import WEEK_DIR
-from inference_onnx import ColaOnnxPredictor
 
 QEMU = shutil.which("qemu-x86_64")
 # Haswell: AVX2 without VNNI (u8 x s8 pairs summed in 16 bits, with saturation). Nehalem: SSE4.2 only.
@@ -59,10 +57,13 @@ print(int(session.run(None, {"a": np.full((1, k), 255, np.uint8)})[0][0, 0]), 25
 """
 
 
-def emulated(cpu: str, code: str, *args: str) -> str:
-    assert QEMU is not None, "qemu-user is missing: apt-get install qemu-user (CI installs it)"
+def run_on(cpu: str | None, code: str, *args: str) -> str:
+    """Run `code` in a new Python on this CPU (None) or on an emulated one; its last printed line."""
+    if cpu is not None:
+        assert QEMU is not None, "qemu-user is missing: apt-get install qemu-user (CI installs it)"
+    prefix = [QEMU, "-cpu", cpu] if cpu is not None else []
     done = subprocess.run(
-        [QEMU, "-cpu", cpu, sys.executable, "-c", code, *args],
+        [*prefix, sys.executable, "-c", code, *args],
         cwd=WEEK_DIR,
         capture_output=True,
         text=True,
@@ -75,25 +76,18 @@ def emulated(cpu: str, code: str, *args: str) -> str:
 
 def test_emulated_avx2_cpu_really_uses_the_saturating_kernel() -> None:
     # Without this, a CPU flag qemu ignored would make the comparison below pass vacuously.
-    computed, exact = map(int, emulated("Haswell", PROBE).split())
+    computed, exact = map(int, run_on("Haswell", PROBE).split())
     assert computed < exact
-    computed, exact = map(int, emulated("Nehalem", PROBE).split())
+    computed, exact = map(int, run_on("Nehalem", PROBE).split())
     assert computed == exact
 
 
 @pytest.mark.parametrize("cpu", EMULATED_CPUS)
 def test_int8_model_answers_the_same_on_other_cpu_kernels(exported: dict, cpu: str) -> None:
-    native = ColaOnnxPredictor(exported["export_dir"], "int8", threads=1)
-    scores = np.array(json.loads(emulated(cpu, PREDICT, str(exported["export_dir"]), str(SENTENCES))))
-    with open(WEEK_DIR / "data" / "validation.csv", newline="") as handle:
-        sentences = [row["sentence"] for row in csv.DictReader(handle)][:SENTENCES]
-    reference = np.array(
-        [
-            r["probabilities"]["acceptable"]
-            for start in range(0, len(sentences), 64)
-            for r in native.predict_batch(sentences[start : start + 64])
-        ]
-    )
+    # The same script natively and emulated: only the CPU differs.
+    args = (str(exported["export_dir"]), str(SENTENCES))
+    reference = np.array(json.loads(run_on(None, PREDICT, *args)))
+    scores = np.array(json.loads(run_on(cpu, PREDICT, *args)))
     assert scores.shape == reference.shape == (SENTENCES,)
     # 7-bit weights cannot saturate, so every kernel sums the same integers: only float rounding differs.
     assert np.abs(scores - reference).max() <= 1e-4
