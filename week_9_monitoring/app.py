@@ -12,7 +12,7 @@ The model is loaded once, at start-up, from MODEL_DIR (see settings.py). If it i
 corrupt the service does not start: it logs what is wrong and how to fix it, and exits.
 
 Every prediction emits one JSON event on stdout (and into EVENTS_FILE when set): see
-prediction_events.py. A request's X-Request-ID header, when sent, becomes the events' request_id;
+monitoring/prediction_events.py. A request's X-Request-ID header, when sent, becomes the events' request_id;
 the response always carries the X-Request-ID its events were logged with.
 """
 
@@ -29,10 +29,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-import prediction_metrics
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
-from prediction_events import EventSink, build_event, new_request_id
+from monitoring import prediction_metrics
+from monitoring.prediction_events import EventSink, build_event, new_request_id
 from schemas import BatchPrediction, BatchRequest, Health, Prediction, PredictRequest, Readiness
 from settings import read_settings
 

@@ -7,7 +7,7 @@ Steps (each prints what it did):
   1. a workspace: this week copied into artifacts/demo/workspace, a new git + DVC repository
   2. `dvc repro`: prepare data v1 -> train (Lightning's progress bar) -> evaluate -> export ONNX;
      git commits dvc.lock, so the model is a versioned result of a versioned dataset
-  3. the drift reference for this model (drift.py reference)
+  3. the drift reference for this model (monitoring/drift.py reference)
   4. the API started on loopback, logging every prediction to an events file (LOG_TEXT=true)
   5. a stream of sentences sent to the API: in-distribution first, shifted from the middle on
   6. drift checked on the first and on the second half of the stream
@@ -150,11 +150,9 @@ def main() -> None:
     if args.sentences < 100:
         raise CourseError(f"--sentences {args.sentences} is too short: use at least 100 (two windows of 50)")
 
-    import drift
-    import labelling_queue
-    import monitoring_report
-    from prediction_events import read_events
-    from shifted_text import drifting_stream
+    from monitoring import drift, labelling_queue, monitoring_report
+    from monitoring.prediction_events import read_events
+    from support.shifted_text import drifting_stream
 
     started = time.monotonic()
     workspace = args.out / "workspace"

@@ -11,8 +11,8 @@ is a 400 whose body says what is wrong; nothing bad in an event raises an unhand
 The model is loaded once per execution environment, when Lambda imports this module (the
 "init" phase, before the first event), not in every call of `handler`.
 
-Every prediction prints one JSON event line (prediction_events.py) on stdout: Lambda sends it
-to CloudWatch Logs, where a subscription can forward it to OpenSearch (cloudwatch_to_opensearch.py).
+Every prediction prints one JSON event line (monitoring/prediction_events.py) on stdout: Lambda sends it
+to CloudWatch Logs, where a subscription can forward it to OpenSearch (monitoring/cloudwatch_to_opensearch.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from inference_onnx import ColaOnnxPredictor
-from prediction_events import EventSink, build_event, new_request_id
+from monitoring.prediction_events import EventSink, build_event, new_request_id
 from schemas import PredictRequest
 from settings import Settings, read_settings
 

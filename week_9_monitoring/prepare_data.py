@@ -7,7 +7,7 @@ The versions, as a project gets them in real life:
   v2      all 3,000: the same data plus 1,000 newly collected sentences ("more data")
   v3, v4, ...  v2 plus the human-labelled batches in data/labelled/ up to that version:
           v3 = v2 + v3.csv, v4 = v2 + v3.csv + v4.csv, and so on. Each batch is written by
-          `python labelled_data.py FILLED.csv` from a labelling CSV (the retraining loop).
+          `python -m monitoring.labelled_data FILLED.csv` from a labelling CSV (the retraining loop).
 A batch is never edited once written, so a version name always means the same sentences.
 The validation set is the same in every version, so the metrics of all models can be compared.
 The raw data is the bundled offline dataset in data/ (made by bundle/ at the repository root).
@@ -67,7 +67,7 @@ def labelled_batches(raw_dir: Path = RAW_DIR) -> dict[int, Path]:
             # Everything in data/ is an input of the prepare stage: a stray file would be a silent input.
             raise CourseError(
                 f"{path} is not a labelled batch: batches are named v{FIRST_LABELLED}.csv, "
-                f"v{FIRST_LABELLED + 1}.csv, ... and written by `python labelled_data.py FILLED.csv`; "
+                f"v{FIRST_LABELLED + 1}.csv, ... and written by `python -m monitoring.labelled_data FILLED.csv`; "
                 f"move it out of {folder}"
             )
         batches[number] = path
@@ -86,14 +86,14 @@ def read_labelled_batch(path: Path) -> list[dict]:
         if reader.fieldnames != LABELLED_FIELDS:
             raise CourseError(
                 f"{path} has the columns {reader.fieldnames}, not {LABELLED_FIELDS}: batches are written by "
-                "`python labelled_data.py`; delete the file and write it again from the labelling CSV"
+                "`python -m monitoring.labelled_data`; delete the file and write it again from the labelling CSV"
             )
         rows = []
         for row in reader:
             if not (row["sentence"] or "").strip() or row["label"] not in ("0", "1"):
                 raise CourseError(
                     f"{path}:{reader.line_num}: needs a sentence and a label 0 or 1, got {row}: "
-                    "batches are written by `python labelled_data.py`; fix the line or write the batch again"
+                    "batches are written by `python -m monitoring.labelled_data`; fix the line or write the batch again"
                 )
             rows.append(row)
     return rows
@@ -113,7 +113,7 @@ def training_rows(version: str, raw_dir: Path = RAW_DIR) -> tuple[list[dict], li
             raise CourseError(
                 f"data version {version} is v2 plus the batches v{FIRST_LABELLED}.csv ... {version}.csv, but "
                 f"{', '.join(missing)} is not in {raw_dir / LABELLED_DIR}: write the next batch with "
-                f"`python labelled_data.py FILLED.csv`, or set data.version in params.yaml to one of "
+                f"`python -m monitoring.labelled_data FILLED.csv`, or set data.version in params.yaml to one of "
                 f"{', '.join(known_versions(raw_dir))}"
             )
         included = [batches[n] for n in range(FIRST_LABELLED, number + 1)]

@@ -16,7 +16,7 @@ from source import OFFLINE_DATA_DIR
 
 
 def validation() -> tuple[list[str], list[int]]:
-    from benchmark import read_validation
+    from bench.benchmark import read_validation
 
     return read_validation(OFFLINE_DATA_DIR)
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from dvc_project import Project, md5
+from helpers.dvc_project import Project, md5
 
 BUCKET = "course-dvc"
 CREDENTIALS = {

@@ -11,9 +11,9 @@ from wandb.proto import wandb_internal_pb2
 
 from errors import CourseError
 from source import OFFLINE_DATA_DIR
+from support.wandb_run_reader import history, media_file, raw_records
 from train import checkpoint_path, train
 from wandb_logging import resolve_mode
-from wandb_run_reader import history, media_file, raw_records
 
 METRICS = ["acc", "precision", "recall", "f1", "mcc"]
 
@@ -128,7 +128,7 @@ def test_mode_follows_login_state(monkeypatch, tmp_path: Path) -> None:
 def test_plot_run_draws_the_logged_curves(run_dir: Path, tmp_path: Path) -> None:
     from matplotlib.image import imread
 
-    from plot_run import plot_run
+    from support.plot_run import plot_run
 
     out = plot_run(run_dir, tmp_path / "run.png")
     pixels = imread(out)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import container_engine as engine
+from helpers import container_engine as engine
 from inference_onnx import ColaOnnxPredictor
 from source import OFFLINE_DATA_DIR, WEEK_DIR
 
@@ -90,7 +90,7 @@ def post(url: str, body: object) -> tuple[int, dict]:
 
 
 def test_container_answers_like_the_in_process_model(service: engine.RunningContainer, exported: dict) -> None:
-    from benchmark import read_validation
+    from bench.benchmark import read_validation
 
     sentences = read_validation(OFFLINE_DATA_DIR)[0][:20]
     predictor = ColaOnnxPredictor(exported["export_dir"], "fp32")

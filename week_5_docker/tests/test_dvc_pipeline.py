@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_project import Project, md5
+from helpers.dvc_project import Project, md5
 
 QUICK = {"train.max_epochs": "1", "train.max_length": "32"}  # keeps each training run ~15 s
 

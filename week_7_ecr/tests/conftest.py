@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-import container_engine as engine
+from helpers import container_engine as engine
 
 WEEK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(WEEK_DIR))

@@ -15,11 +15,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-import container_engine as engine
 from errors import CourseError
+from helpers import container_engine as engine
+from helpers.registry import local_registry, registry_binary
 from inference_onnx import ColaOnnxPredictor
 from push_image import EcrSettings, push, read_settings
-from registry import local_registry, registry_binary
 
 REGION = "eu-west-1"
 REPOSITORY = "mlops-basics/cola-api"
@@ -125,7 +125,7 @@ def test_missing_settings_name_the_variables() -> None:
 
 
 def test_unreachable_ecr_is_one_clear_line(image: str, container_engine: str, tmp_path: Path) -> None:
-    from registry import free_port
+    from helpers.registry import free_port
 
     settings = EcrSettings(REGION, REPOSITORY, f"http://127.0.0.1:{free_port()}", None)
     with pytest.raises(CourseError, match="cannot reach http://127.0.0.1:.*check AWS_REGION, AWS_ENDPOINT_URL"):

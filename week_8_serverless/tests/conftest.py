@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 from omegaconf import DictConfig
 
-import container_engine as engine
+from helpers import container_engine as engine
 
 WEEK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(WEEK_DIR))

@@ -7,8 +7,8 @@ import shutil
 import pytest
 from test_s3_remote import s3_endpoint, s3_env  # noqa: F401 (s3_endpoint is a fixture used below)
 
-import container_engine as engine
-from dvc_project import Project, md5
+from helpers import container_engine as engine
+from helpers.dvc_project import Project, md5
 
 TAG = "mlops-basics/cola-api:from-s3"
 

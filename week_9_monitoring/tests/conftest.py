@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import pytest
 from omegaconf import DictConfig
 
-import container_engine as engine
+from helpers import container_engine as engine
 
 WEEK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(WEEK_DIR))
 if TYPE_CHECKING:  # for the annotations only: fixtures import the week's modules when they run
-    import drift
+    from monitoring import drift
 
 # Tests never touch the network: offline data and model, Hub libraries fail fast.
 os.environ["MLOPS_SOURCE"] = "offline"
@@ -80,7 +80,7 @@ def exported(trained: dict) -> dict:
 @pytest.fixture(scope="session")
 def reference(exported: dict) -> drift.Reference:
     """The drift reference for the session's export, built once: validation half, predictions, vocabulary."""
-    import drift
+    from monitoring import drift
 
     return drift.build_reference(exported["export_dir"])
 
@@ -88,7 +88,7 @@ def reference(exported: dict) -> drift.Reference:
 @pytest.fixture(scope="session")
 def config() -> drift.MonitoringConfig:
     """The committed monitoring.yaml: drift thresholds and labelling-queue weights."""
-    import drift
+    from monitoring import drift
 
     return drift.load_config()
 

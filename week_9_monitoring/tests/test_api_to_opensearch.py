@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchmark import read_validation
+from bench.benchmark import read_validation
 from conftest import run_script
-from event_index import INDEX_PATTERN
-from local_server import local_server
-from opensearch_server import OpenSearchServer
-from shipper import connect
+from helpers.opensearch_server import OpenSearchServer
+from monitoring.event_index import INDEX_PATTERN
+from monitoring.shipper import connect
+from support.local_server import local_server
 
 
 def terms(client, field: str) -> dict[str, int]:
@@ -55,7 +55,7 @@ def test_every_prediction_the_api_made_is_counted_in_opensearch(
 
     with OpenSearchServer() as store:
         monkeypatch.setenv("OPENSEARCH_URL", store.url)
-        shipped = run_script("shipper.py", "ship", str(events_file))
+        shipped = run_script("-m", "monitoring.shipper", "ship", str(events_file))
         assert shipped.returncode == 0, shipped.stderr
         assert "shipped 77 events" in shipped.stdout
 

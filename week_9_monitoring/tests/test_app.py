@@ -18,16 +18,16 @@ from fastapi.testclient import TestClient
 from app import app
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
-from local_server import local_server, server_command
 from schemas import MAX_BATCH_ITEMS, MAX_TEXT_CHARS
 from settings import read_settings
 from source import OFFLINE_DATA_DIR, WEEK_DIR
+from support.local_server import local_server, server_command
 
 SENTENCES = ["The dogs are chasing a cat.", "The dogs is chasing a cat.", "Anna will helps the children."]
 
 
 def validation_sentences(count: int) -> list[str]:
-    from benchmark import read_validation
+    from bench.benchmark import read_validation
 
     return read_validation(OFFLINE_DATA_DIR)[0][:count]
 

@@ -6,15 +6,15 @@ import json
 
 from fastapi.testclient import TestClient
 
-from bench_api import ceiling_row
+from bench.bench_api import ceiling_row
+from bench.http_floor import bare_app, fastapi_app
 from conftest import run_script
-from http_floor import bare_app, fastapi_app
 
 
 def test_small_api_benchmark_reports_every_path_without_errors(exported: dict, tmp_path) -> None:
     out = tmp_path / "bench_api.json"
     result = run_script(
-        "bench_api.py", "--export-dir", str(exported["export_dir"]), "--requests", "200", "--out", str(out)
+        "bench/bench_api.py", "--export-dir", str(exported["export_dir"]), "--requests", "200", "--out", str(out)
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -58,14 +58,20 @@ def test_the_ceiling_adds_the_floor_and_the_model_costs() -> None:
 
 
 def test_bad_arguments_are_one_clear_line(exported: dict) -> None:
-    result = run_script("bench_api.py", "--export-dir", str(exported["export_dir"]), "--requests", "10")
+    result = run_script("-m", "bench.bench_api", "--export-dir", str(exported["export_dir"]), "--requests", "10")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --requests must be at least 64, --concurrency and --threads at least 1"
 
 
 def test_missing_image_is_named(exported: dict) -> None:
     result = run_script(
-        "bench_api.py", "--export-dir", str(exported["export_dir"]), "--requests", "64", "--image", "no/such:image"
+        "bench/bench_api.py",
+        "--export-dir",
+        str(exported["export_dir"]),
+        "--requests",
+        "64",
+        "--image",
+        "no/such:image",
     )
     assert result.returncode == 2
     assert "no image 'no/such:image' found with docker or podman" in result.stderr

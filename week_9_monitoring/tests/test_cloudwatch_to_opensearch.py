@@ -1,4 +1,4 @@
-"""cloudwatch_to_opensearch.py on CloudWatch Logs payloads built the way AWS builds them, into a real store."""
+"""monitoring/cloudwatch_to_opensearch.py on CloudWatch Logs payloads built as AWS builds them, into a real store."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from types import ModuleType, SimpleNamespace
 import pytest
 from opensearchpy import OpenSearch
 
-import cloudwatch_to_opensearch as forwarder
-from event_index import INDEX_PATTERN
-from opensearch_server import OpenSearchServer
-from shipper import RetryPolicy, connect
+from helpers.opensearch_server import OpenSearchServer
+from monitoring import cloudwatch_to_opensearch as forwarder
+from monitoring.event_index import INDEX_PATTERN
+from monitoring.shipper import RetryPolicy, connect
 
 SENTENCES = [
     "The dogs are chasing a cat.",

@@ -29,7 +29,7 @@ SERVICES = COMPOSE["services"]
 PROMETHEUS_YML = WEEK_DIR / "monitoring" / "prometheus.yml"
 GRAFANA = WEEK_DIR / "monitoring" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "cola.json"
-SAVED_OBJECTS = WEEK_DIR / "dashboards" / "opensearch-saved-objects.ndjson"
+SAVED_OBJECTS = WEEK_DIR / "monitoring" / "dashboards" / "opensearch-saved-objects.ndjson"
 PROMTOOL = "/usr/bin/promtool"
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import drift
-import shifted_text
 from conftest import run_script
 from errors import CourseError
+from helpers.prediction_windows import predict_events, write_events
 from inference_onnx import ColaOnnxPredictor
-from prediction_events import PredictionEvent
-from prediction_windows import predict_events, write_events
+from monitoring import drift
+from monitoring.prediction_events import PredictionEvent
+from support import shifted_text
 
 WINDOW = 100
 WINDOWS = 50
@@ -165,7 +165,7 @@ def test_another_model_version_is_not_compared_with_the_reference(
     for name in ("predicted_label", "score"):
         assert report.result(name).status == "not run"
         assert "model v9-00000000" in report.result(name).detail
-        assert "python drift.py reference" in report.result(name).detail
+        assert "python -m monitoring.drift reference" in report.result(name).detail
     assert report.result("oov_rate").status == "no drift"
 
 
@@ -195,7 +195,7 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
 ) -> None:
     reference_path = tmp_path / "reference.json"
     built = run_script(
-        "drift.py", "reference", "--export-dir", str(exported["export_dir"]), "--out", str(reference_path)
+        "monitoring/drift.py", "reference", "--export-dir", str(exported["export_dir"]), "--out", str(reference_path)
     )
     assert built.returncode == 0, built.stderr
     assert drift.load_reference(reference_path).texts == [
@@ -205,7 +205,7 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
     stream = predict_events(predictor, list(shifted_text.drifting_stream(200, 100, "domain", seed=4)))
     events_file = write_events(tmp_path / "events.jsonl", stream)
     report_file = tmp_path / "drift.json"
-    args = ["drift.py", "check", "--events", str(events_file), "--reference", str(reference_path)]
+    args = ["monitoring/drift.py", "check", "--events", str(events_file), "--reference", str(reference_path)]
 
     found = run_script(*args, "--last", "100", "--json", str(report_file), "--fail-on-drift")
     assert found.returncode == drift.FAIL_ON_DRIFT_EXIT, found.stderr
@@ -214,7 +214,13 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
 
     clean_file = write_events(tmp_path / "clean.jsonl", holdout_events[:WINDOW])
     clean = run_script(
-        "drift.py", "check", "--events", str(clean_file), "--reference", str(reference_path), "--fail-on-drift"
+        "monitoring/drift.py",
+        "check",
+        "--events",
+        str(clean_file),
+        "--reference",
+        str(reference_path),
+        "--fail-on-drift",
     )
     assert clean.returncode == 0, clean.stderr
     assert "overall: no drift (6 tests ran)" in clean.stdout

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import drift
-import shifted_text
 from conftest import run_script
 from errors import CourseError
+from helpers.prediction_windows import predict_events, write_events
 from inference_onnx import ColaOnnxPredictor
-from labelling_queue import (
+from monitoring import drift
+from monitoring.labelling_queue import (
     CSV_COLUMNS,
     QueueItem,
     build_queue,
@@ -20,8 +20,8 @@ from labelling_queue import (
     read_queue_csv,
     write_queue_csv,
 )
-from prediction_events import PredictionEvent, build_event
-from prediction_windows import predict_events, write_events
+from monitoring.prediction_events import PredictionEvent, build_event
+from support import shifted_text
 
 
 def event(text: str | None, p_acceptable: float, index: int) -> PredictionEvent:
@@ -135,7 +135,7 @@ def test_cli_writes_the_top_of_the_queue_of_a_drifting_stream(
     reference_file = drift.save_reference(reference, tmp_path / "reference.json")
     out = tmp_path / "labelling" / "queue.csv"
     result = run_script(
-        "labelling_queue.py",
+        "monitoring/labelling_queue.py",
         "--events",
         str(events_file),
         "--out",

@@ -10,12 +10,12 @@ from types import ModuleType
 
 import pytest
 
-import container_engine as engine
 from conftest import CANARY
-from lambda_runtime_api import RuntimeApi
+from helpers import container_engine as engine
+from helpers.lambda_runtime_api import RuntimeApi
 
 LAMBDA_IMAGE = "mlops-basics/cola-lambda:test"
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parent / "fixtures" / "events"
 
 
 @pytest.fixture(scope="module")

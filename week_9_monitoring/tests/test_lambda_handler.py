@@ -14,7 +14,7 @@ import pytest
 from inference_onnx import ColaOnnxPredictor
 from source import WEEK_DIR
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parent / "fixtures" / "events"
 GOOD = ["rest_v1.json", "http_v2.json", "http_v2_base64.json", "direct.json"]
 SENTENCE = "Anna will helps the children."
 

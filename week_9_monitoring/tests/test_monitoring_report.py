@@ -11,15 +11,13 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-import drift
-import headless_browser
-import labelling_queue
-import monitoring_report
 from conftest import run_script
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
-from prediction_events import EventSink, build_event, new_request_id
-from shifted_text import drifting_stream
+from monitoring import drift, labelling_queue, monitoring_report
+from monitoring.prediction_events import EventSink, build_event, new_request_id
+from support import headless_browser
+from support.shifted_text import drifting_stream
 
 STREAM = 160
 DRIFT_AT = 80
@@ -110,7 +108,7 @@ def test_a_broken_image_is_not_counted_as_drawn(page: Path, tmp_path: Path) -> N
 def test_the_cli_writes_the_report_from_files(monitored: dict, tmp_path: Path) -> None:
     folder = monitored["folder"]
     result = run_script(
-        "monitoring_report.py",
+        "monitoring/monitoring_report.py",
         "--events",
         str(folder / "events.jsonl"),
         "--drift",
@@ -129,6 +127,6 @@ def test_no_events_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CourseError, match="no prediction events to report on"):
         monitoring_report.render([])
     (tmp_path / "empty.jsonl").write_text("")
-    result = run_script("monitoring_report.py", "--events", str(tmp_path / "empty.jsonl"))
+    result = run_script("-m", "monitoring.monitoring_report", "--events", str(tmp_path / "empty.jsonl"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no prediction events to report on" in result.stderr

@@ -15,7 +15,7 @@ from app import app
 from conftest import import_lambda_handler
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
-from prediction_events import EventSink, PredictionEvent, parse_event, read_events, utc_timestamp
+from monitoring.prediction_events import EventSink, PredictionEvent, parse_event, read_events, utc_timestamp
 from settings import read_settings
 
 SENTENCES = ["The dogs are chasing a cat.", "The dogs is chasing a cat.", "Anna will helps the children."]

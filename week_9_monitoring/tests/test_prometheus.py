@@ -3,7 +3,7 @@ query of the Grafana dashboard parses in Prometheus and reads only metrics the A
 
 The live tests run the API as a learner does (`uvicorn app:app` on a free loopback port, the session's
 ONNX export) and Debian's /usr/bin/prometheus with the committed monitoring/prometheus.yml pointed at it
-(tests/prometheus_server.py). Without that binary they are skipped with the reason; CI installs it.
+(tests/helpers/prometheus_server.py). Without that binary they are skipped with the reason; CI installs it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import app
-from local_server import local_server
-from prometheus_server import Prometheus, PrometheusError, missing_binary, prometheus_server
+from helpers.prometheus_server import Prometheus, PrometheusError, missing_binary, prometheus_server
 from source import OFFLINE_DATA_DIR, WEEK_DIR
+from support.local_server import local_server
 
 PROMETHEUS_YML = WEEK_DIR / "monitoring" / "prometheus.yml"
 DASHBOARD = WEEK_DIR / "monitoring" / "grafana" / "dashboards" / "cola.json"

@@ -17,26 +17,26 @@ import httpx
 import pytest
 import yaml
 
-from dvc_project import Project, md5
 from errors import CourseError
-from labelling_queue import QueueItem, read_queue_csv, write_queue_csv
-from local_server import local_server
-from promote import decide
+from helpers.dvc_project import Project, md5
+from monitoring.labelling_queue import QueueItem, read_queue_csv, write_queue_csv
+from monitoring.promote import decide
 from schemas import MAX_BATCH_ITEMS
-from shifted_text import other_domain_rows, validation_half
 from source import WEEK_DIR
+from support.local_server import local_server
+from support.shifted_text import other_domain_rows, validation_half
 
 # The first production model is a deliberately weak one-epoch run on v1 (MCC about 0.09 here); the
 # retrained one gets two epochs on v3 (about 0.3). The gap is far wider than what another machine's
 # arithmetic could move, so promotion and refusal cannot flip; longer runs would only cost time.
 FIRST_RUN = {"train.max_epochs": "1", "train.max_length": "32"}
 RETRAINING = {"train.max_epochs": "2"}
-# What labelled_data.py needs to run on its own, for the fast tests of its checks.
-LABELLED_DATA_FILES = ["labelled_data.py", "prepare_data.py", "errors.py", "source.py", "params.yaml"]
+# What monitoring/labelled_data.py needs to run on its own, for the fast tests of its checks.
+LABELLED_DATA_FILES = ["monitoring/labelled_data.py", "prepare_data.py", "errors.py", "source.py", "params.yaml"]
 
 
 def queue_item(rank: int, sentence: str, label: str) -> QueueItem:
-    """A queue row as labelling_queue.py writes it, with `label` as an annotator filled it in."""
+    """A queue row as monitoring/labelling_queue.py writes it, with `label` as an annotator filled it in."""
     return QueueItem(rank, sentence, "acceptable", 0.6, 0.5, "uncertain: margin 0.20", 1, label)
 
 
@@ -54,7 +54,7 @@ def data_version(week: Path) -> str:
 
 @pytest.fixture
 def week(tmp_path: Path) -> Path:
-    """A folder with just what labelled_data.py reads and writes: the data, params.yaml, the scripts."""
+    """A folder with just what monitoring/labelled_data.py reads and writes: the data, params.yaml, the scripts."""
     for name in LABELLED_DATA_FILES:
         shutil.copy2(WEEK_DIR / name, tmp_path / name)
     shutil.copytree(WEEK_DIR / "data", tmp_path / "data")
@@ -63,7 +63,7 @@ def week(tmp_path: Path) -> Path:
 
 def labelled_data(week: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "labelled_data.py", *args], cwd=week, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "monitoring.labelled_data", *args], cwd=week, capture_output=True, text=True, timeout=60
     )
 
 
@@ -103,7 +103,7 @@ def test_missing_label_column_and_missing_file_say_what_to_use(week: Path) -> No
     result = labelled_data(week, "no_label.csv")
     assert result.returncode == 2
     assert "has no label column (its columns: rank, sentence)" in result.stderr
-    assert "labelling_queue.py" in result.stderr
+    assert "monitoring/labelling_queue.py" in result.stderr
     result = labelled_data(week, "missing.csv")
     assert result.returncode == 2
     assert "cannot read the labelling CSV missing.csv" in result.stderr
@@ -211,7 +211,7 @@ def test_each_version_is_v2_plus_the_batches_up_to_it(week: Path) -> None:
 
 
 def scored(mcc: float, validation_md5: str = "same") -> dict:
-    """A candidate or production record as promote.py keeps them."""
+    """A candidate or production record as monitoring/promote.py keeps them."""
     return {
         "model_version": f"v9-{mcc}",
         "data_version": "v9",
@@ -259,7 +259,7 @@ def data_hash(lock: dict) -> str:
 
 
 def comparison_row(old: float, new: float) -> str:
-    """The MCC row of promote.py's table, as a pattern."""
+    """The MCC row of monitoring/promote.py's table, as a pattern."""
     return rf"mcc \(decides\)\s+{old:.4f}\s+{new:.4f}\s+{re.escape(f'{new - old:+.4f}')}"
 
 
@@ -273,8 +273,8 @@ def record(week: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def first_promotion(project: Project) -> subprocess.CompletedProcess:
-    """`python promote.py` with an empty production/: the first model."""
-    return project.run("python", "promote.py", check=False)
+    """`python -m monitoring.promote` with an empty production/: the first model."""
+    return project.run("python", "monitoring/promote.py", check=False)
 
 
 def test_the_first_model_is_promoted(project: Project, first_promotion: subprocess.CompletedProcess) -> None:
@@ -295,7 +295,7 @@ def test_the_first_model_is_promoted(project: Project, first_promotion: subproce
 
     # The same model again: nothing to do, production untouched.
     before = production_files(week)
-    again = project.run("python", "promote.py", check=False)
+    again = project.run("python", "monitoring/promote.py", check=False)
     assert again.returncode == 0
     assert "already in production" in again.stdout
     assert production_files(week) == before
@@ -306,7 +306,7 @@ def test_promotion_refuses_a_pipeline_that_is_not_up_to_date(project: Project) -
     before = production_files(week)
     project.set_params(**{"data.version": "v2"})
     try:
-        result = project.run("python", "promote.py", check=False)
+        result = project.run("python", "monitoring/promote.py", check=False)
         assert result.returncode == 2
         assert "the pipeline is not up to date" in result.stderr and "run `dvc repro` first" in result.stderr
         assert production_files(week) == before
@@ -324,7 +324,7 @@ def traffic(
     Returns the two event files and the true labels of the other-domain sentences.
     """
     week, folder = project.week, tmp_path_factory.mktemp("traffic")
-    build = project.run("python", "drift.py", "reference", "--export-dir", "production/onnx")
+    build = project.run("python", "monitoring/drift.py", "reference", "--export-dir", "production/onnx")
     assert "reference.json" in build.stdout
     familiar = [row["sentence"] for row in validation_half("holdout")][:150]
     other = other_domain_rows(200, seed=1)
@@ -348,7 +348,9 @@ def traffic(
 
 
 def test_no_drift_means_nothing_to_retrain(project: Project, traffic: dict) -> None:
-    result = project.run("python", "continuous_training.py", "--events", str(traffic["familiar"]), check=False)
+    result = project.run(
+        "python", "monitoring/continuous_training.py", "--events", str(traffic["familiar"]), check=False
+    )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "overall: no drift" in result.stdout
@@ -358,30 +360,49 @@ def test_no_drift_means_nothing_to_retrain(project: Project, traffic: dict) -> N
 
 
 def test_drift_without_labels_says_how_to_write_the_queue(project: Project, traffic: dict) -> None:
-    result = project.run("python", "continuous_training.py", "--events", str(traffic["drifted"]), check=False)
+    result = project.run(
+        "python", "monitoring/continuous_training.py", "--events", str(traffic["drifted"]), check=False
+    )
     print(result.stdout)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "overall: DRIFT" in result.stdout
-    assert f"python labelling_queue.py --events {traffic['drifted']} --out labelling/queue.csv" in result.stdout
+    assert (
+        f"python -m monitoring.labelling_queue --events {traffic['drifted']} --out labelling/queue.csv" in result.stdout
+    )
     assert "--labelled labelling/queue.csv" in result.stdout
     # A schedule that names the CSV before anybody wrote it waits the same way.
     not_yet = traffic["folder"] / "not-yet.csv"
     result = project.run(
-        "python", "continuous_training.py", "--events", str(traffic["drifted"]), "--labelled", str(not_yet), check=False
+        "python",
+        "monitoring/continuous_training.py",
+        "--events",
+        str(traffic["drifted"]),
+        "--labelled",
+        str(not_yet),
+        check=False,
     )
     assert result.returncode == 4, result.stdout + result.stderr
-    assert f"({not_yet} does not exist yet)" in result.stdout and "python labelling_queue.py" in result.stdout
+    assert (
+        f"({not_yet} does not exist yet)" in result.stdout and "python -m monitoring.labelling_queue" in result.stdout
+    )
     assert data_version(project.week) == "v1"
     assert not (project.week / "data" / "labelled").exists()
 
 
 @pytest.fixture(scope="module")
 def retrained(project: Project, traffic: dict) -> dict:
-    """The drifted traffic queued, labelled (all rows but three) and fed to continuous_training.py."""
+    """The drifted traffic queued, labelled (all rows but three) and fed to monitoring/continuous_training.py."""
     week = project.week
     queue, filled = traffic["folder"] / "queue.csv", traffic["folder"] / "filled.csv"
     made = project.run(
-        "python", "labelling_queue.py", "--events", str(traffic["drifted"]), "--out", str(queue), "--top", "200"
+        "python",
+        "monitoring/labelling_queue.py",
+        "--events",
+        str(traffic["drifted"]),
+        "--out",
+        str(queue),
+        "--top",
+        "200",
     )
     assert made.returncode == 0, made.stderr
     items = read_queue_csv(queue)
@@ -398,7 +419,13 @@ def retrained(project: Project, traffic: dict) -> dict:
     project.set_params(**RETRAINING)
 
     result = project.run(
-        "python", "continuous_training.py", "--events", str(traffic["drifted"]), "--labelled", str(filled), check=False
+        "python",
+        "monitoring/continuous_training.py",
+        "--events",
+        str(traffic["drifted"]),
+        "--labelled",
+        str(filled),
+        check=False,
     )
     if result.returncode == 0:
         project.commit("data v3: labelled drifted traffic; its model promoted")
@@ -450,7 +477,7 @@ def test_the_same_labelled_csv_twice_waits_for_new_labels(project: Project, traf
     before = production_files(project.week)
     result = project.run(
         "python",
-        "continuous_training.py",
+        "monitoring/continuous_training.py",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
@@ -460,7 +487,7 @@ def test_the_same_labelled_csv_twice_waits_for_new_labels(project: Project, traf
     assert result.returncode == 4, result.stdout + result.stderr  # waits for a person, like an unlabelled queue
     assert "197 already in the training data" in result.stdout
     assert f"drift found, but {retrained['filled']} cannot help: it holds no new sentence" in result.stdout
-    assert "python labelling_queue.py" in result.stdout
+    assert "python -m monitoring.labelling_queue" in result.stdout
     assert data_version(project.week) == "v3" and not (project.week / "data" / "labelled" / "v4.csv").exists()
     assert production_files(project.week) == before
 
@@ -474,7 +501,7 @@ def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, 
     try:
         older = metrics(week)
         assert data_version(week) == "v1" and project.dvc("status", "--json").stdout.strip() == "{}"
-        result = project.run("python", "promote.py", check=False)
+        result = project.run("python", "monitoring/promote.py", check=False)
         print(result.stdout)
         assert result.returncode == 3, result.stdout + result.stderr
         assert re.search(comparison_row(current["metrics"]["mcc"], older["mcc"]), result.stdout)
@@ -485,7 +512,7 @@ def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, 
         assert production_files(week) == before
 
         # A deliberate rollback is possible, and says so.
-        forced = project.run("python", "promote.py", "--force", check=False)
+        forced = project.run("python", "monitoring/promote.py", "--force", check=False)
         assert forced.returncode == 0, forced.stdout + forced.stderr
         assert "--force: promoted without comparing" in forced.stdout
         assert record(week)["model_version"].startswith("v1-") and record(week)["metrics"] == older

@@ -1,4 +1,4 @@
-"""dashboards/opensearch-saved-objects.ndjson: well formed, self-contained, and consistent with the index mapping."""
+"""monitoring/dashboards/opensearch-saved-objects.ndjson: well formed, self-contained, consistent with the mapping."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.make_saved_objects import OUTPUT, render
-from event_index import INDEX_PATTERN, MAPPING
-from opensearch_server import OpenSearchServer
-from sample_events import make_events
-from shipper import connect, ship_events
+from helpers.opensearch_server import OpenSearchServer
+from helpers.sample_events import make_events
+from monitoring.dashboards.make_saved_objects import OUTPUT, render
+from monitoring.event_index import INDEX_PATTERN, MAPPING
+from monitoring.shipper import connect, ship_events
 
 # What each aggregation needs of its field.
 NUMERIC = {"float", "integer"}
@@ -49,7 +49,9 @@ def of_type(objects: list[dict], kind: str) -> list[dict]:
 
 
 def test_the_committed_file_is_what_the_script_writes() -> None:
-    assert Path(OUTPUT).read_text(encoding="utf-8") == render(), "run: python dashboards/make_saved_objects.py"
+    assert Path(OUTPUT).read_text(encoding="utf-8") == render(), (
+        "run: python monitoring/dashboards/make_saved_objects.py"
+    )
 
 
 def test_it_is_an_export_one_object_a_line_with_the_summary_last(lines: list[dict], objects: list[dict]) -> None:

@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
-import shifted_text
 from conftest import run_script
-from drift import oov_rate, words
 from errors import CourseError
+from monitoring.drift import oov_rate, words
 from source import OFFLINE_DATA_DIR
+from support import shifted_text
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_bad_arguments_say_what_to_change(call, message: str) -> None:
 
 
 def test_cli_prints_labelled_domain_rows() -> None:
-    result = run_script("shifted_text.py", "domain", "4", "--seed", "1")
+    result = run_script("-m", "support.shifted_text", "domain", "4", "--seed", "1")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 4

@@ -1,4 +1,4 @@
-"""shipper.py and event_index.py against a real OpenSearch-API server (osmem-server on loopback)."""
+"""monitoring/shipper.py and monitoring/event_index.py against a real OpenSearch-API server (osmem-server, loopback)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ from opensearchpy import OpenSearch
 
 from conftest import run_script
 from errors import CourseError
-from event_index import INDEX_PATTERN, MAPPING, TEMPLATE_NAME, ensure_template, index_name
-from local_server import free_port
-from opensearch_server import FlakyGateway, OpenSearchServer
-from prediction_events import PredictionEvent, to_json_line
-from sample_events import make_event, make_events, write_events
-from shipper import (
+from helpers.opensearch_server import FlakyGateway, OpenSearchServer
+from helpers.sample_events import make_event, make_events, write_events
+from monitoring.event_index import INDEX_PATTERN, MAPPING, TEMPLATE_NAME, ensure_template, index_name
+from monitoring.prediction_events import PredictionEvent, to_json_line
+from monitoring.shipper import (
     RetryPolicy,
     StoreUnavailable,
     connect,
@@ -34,6 +33,7 @@ from shipper import (
     ship_batch,
     ship_events,
 )
+from support.local_server import free_port
 
 FAST = RetryPolicy(retries=2, first_delay_s=0.05)  # tests wait milliseconds, not the default seconds
 
@@ -300,13 +300,13 @@ def store_env(store: OpenSearchServer, monkeypatch: pytest.MonkeyPatch) -> OpenS
 def test_cli_ship_and_follow_once(store_env: OpenSearchServer, tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
     write_events(events_file, make_events(12))
-    shipped = run_script("shipper.py", "ship", str(events_file))
+    shipped = run_script("-m", "monitoring.shipper", "ship", str(events_file))
     assert shipped.returncode == 0, shipped.stderr
     assert f"shipped 12 events to {store_env.url}" in shipped.stdout
 
-    first = run_script("shipper.py", "follow", str(events_file), "--once")
+    first = run_script("-m", "monitoring.shipper", "follow", str(events_file), "--once")
     write_events(events_file, make_events(3, first=12))
-    second = run_script("shipper.py", "follow", str(events_file), "--once")
+    second = run_script("-m", "monitoring.shipper", "follow", str(events_file), "--once")
     assert "shipped 12 events" in first.stdout and "shipped 3 events" in second.stdout
     assert len(stored_ids(connect(store_env.url))) == 15
 
@@ -314,7 +314,7 @@ def test_cli_ship_and_follow_once(store_env: OpenSearchServer, tmp_path: Path) -
 def test_cli_refused_events_exit_1_and_name_the_dead_letter_file(store_env: OpenSearchServer, tmp_path: Path) -> None:
     events_file = tmp_path / "events.jsonl"
     write_events(events_file, [make_event(1), make_event(2, probabilities={"acceptable": 0.9, "maybe": 0.1})])
-    shipped = run_script("shipper.py", "ship", str(events_file))
+    shipped = run_script("-m", "monitoring.shipper", "ship", str(events_file))
     assert shipped.returncode == 1
     assert "shipped 1 events" in shipped.stdout
     assert f"1 events refused by OpenSearch, appended to {tmp_path / 'dead-letter.jsonl'}" in shipped.stderr
@@ -334,7 +334,7 @@ def test_cli_unreachable_store_is_one_line(tmp_path: Path, monkeypatch: pytest.M
     write_events(events_file, make_events(3))
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("OPENSEARCH_URL", url)
-    error = one_line_error(run_script("shipper.py", "ship", str(events_file), "--retries", "1"))
+    error = one_line_error(run_script("-m", "monitoring.shipper", "ship", str(events_file), "--retries", "1"))
     assert f"OpenSearch at {url} did not answer after 2 tries (connection refused)" in error
     assert "set OPENSEARCH_URL" in error
 
@@ -343,17 +343,21 @@ def test_cli_missing_file_and_bad_line_are_one_line_and_ship_nothing(
     store_env: OpenSearchServer, tmp_path: Path
 ) -> None:
     missing = tmp_path / "nope.jsonl"
-    assert f"cannot read events from {missing}" in one_line_error(run_script("shipper.py", "ship", str(missing)))
-    assert f"no dead-letter file {missing}" in one_line_error(run_script("shipper.py", "replay", str(missing)))
+    assert f"cannot read events from {missing}" in one_line_error(
+        run_script("-m", "monitoring.shipper", "ship", str(missing))
+    )
+    assert f"no dead-letter file {missing}" in one_line_error(
+        run_script("-m", "monitoring.shipper", "replay", str(missing))
+    )
 
     events_file = tmp_path / "events.jsonl"
     write_events(events_file, make_events(2))
     with open(events_file, "a", encoding="utf-8") as handle:
         handle.write('{"event_id": "x", "label": "acceptable"}\n')
     write_events(events_file, make_events(2, first=2))
-    error = one_line_error(run_script("shipper.py", "ship", str(events_file)))
+    error = one_line_error(run_script("-m", "monitoring.shipper", "ship", str(events_file)))
     assert f"{events_file}:3 is not a prediction event (timestamp: Field required" in error
-    error = one_line_error(run_script("shipper.py", "follow", str(events_file), "--once"))
+    error = one_line_error(run_script("-m", "monitoring.shipper", "follow", str(events_file), "--once"))
     assert f"{events_file}:3 is not a prediction event" in error
     # ship checks every line before the first request; follow stops before the batch with the bad line.
     assert connect(store_env.url).count(index=INDEX_PATTERN)["count"] == 0
@@ -370,7 +374,7 @@ def test_credentials_come_from_the_environment_and_a_refused_login_is_not_retrie
     with FlakyGateway(store.url, failures=[]) as gateway:
         monkeypatch.setenv("OPENSEARCH_URL", gateway.url)
         assert ship_events(connect(), make_events(2), retry=FAST).shipped == 2
-    assert set(gateway.authorizations) == {"Basic " + base64.b64encode(b"shipper:secret").decode()}
+    assert set(gateway.authorizations) == {"Basic " + base64.b64encode(b"monitoring.shipper:secret").decode()}
 
     with FlakyGateway(store.url, failures=[], always=401) as gateway:
         with pytest.raises(
