@@ -214,7 +214,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=Path, required=True, help="a JSON-lines events file (EVENTS_FILE)")
     parser.add_argument("--out", type=Path, default=Path("labelling/queue.csv"), help="default: labelling/queue.csv")
-    parser.add_argument("--top", type=int, help="rows to write (default: labelling_queue.top in monitoring/monitoring.yaml)")
+    parser.add_argument("--top", type=int, help="rows to write (default: labelling_queue.top in the config)")
     parser.add_argument("--last", type=int, help="only the last N events")
     parser.add_argument("--since", help="only events at or after this time, e.g. 2026-11-23T15:00:00Z")
     parser.add_argument("--reference", type=Path, help="default: reference.path in monitoring/monitoring.yaml")
