@@ -35,8 +35,8 @@ from typing import Any
 from opensearchpy import OpenSearch
 
 from errors import CourseError
+from monitoring.event_store import DEFAULT_URL, RetryPolicy, connect, ship_events
 from monitoring.prediction_events import PredictionEvent, parse_event
-from monitoring.shipper import DEFAULT_URL, RetryPolicy, connect, ship_events
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)

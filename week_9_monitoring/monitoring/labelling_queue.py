@@ -38,7 +38,7 @@ from errors import CourseError, run_cli
 from monitoring.prediction_events import PredictionEvent, read_events
 
 if TYPE_CHECKING:  # monitoring/drift.py loads scikit-learn and SciPy: only building a queue needs them, not the CSV
-    from monitoring.drift import MonitoringConfig, QueueWeights, Reference
+    from monitoring.drift_reference import MonitoringConfig, QueueWeights, Reference
 
 CSV_COLUMNS = ["rank", "sentence", "predicted_label", "score", "priority", "reason", "seen", "label"]
 # When a signal is worth naming in `reason`.
@@ -163,7 +163,8 @@ def build_queue(
     `reference` and `config` are monitoring/drift.py's Reference and MonitoringConfig: the queue uses the
     training vocabulary and the domain classifier of the drift check.
     """
-    from monitoring.drift import domain_classifier_scores, oov_rate
+    from monitoring.drift_reference import oov_rate
+    from monitoring.drift_statistics import domain_classifier_scores
 
     candidates: dict[str, Candidate] = {}
     for event in events:
@@ -209,7 +210,8 @@ def build_queue(
 
 
 def main() -> None:
-    from monitoring.drift import CONFIG_PATH, load_config, load_reference, select_window
+    from monitoring.drift import select_window
+    from monitoring.drift_reference import CONFIG_PATH, load_config, load_reference
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=Path, required=True, help="a JSON-lines events file (EVENTS_FILE)")

@@ -12,7 +12,7 @@ from bench.benchmark import read_validation
 from conftest import run_script
 from helpers.opensearch_server import OpenSearchServer
 from monitoring.event_index import INDEX_PATTERN
-from monitoring.shipper import connect
+from monitoring.event_store import connect
 from support.local_server import local_server
 
 

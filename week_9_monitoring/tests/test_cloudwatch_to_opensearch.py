@@ -15,7 +15,7 @@ from opensearchpy import OpenSearch
 from helpers.opensearch_server import OpenSearchServer
 from monitoring import cloudwatch_to_opensearch as forwarder
 from monitoring.event_index import INDEX_PATTERN
-from monitoring.shipper import RetryPolicy, connect
+from monitoring.event_store import RetryPolicy, connect
 
 SENTENCES = [
     "The dogs are chasing a cat.",

@@ -11,7 +11,7 @@ from conftest import run_script
 from errors import CourseError
 from helpers.prediction_windows import predict_events, write_events
 from inference_onnx import ColaOnnxPredictor
-from monitoring import drift
+from monitoring import drift, drift_reference
 from monitoring.labelling_queue import (
     CSV_COLUMNS,
     QueueItem,
@@ -75,7 +75,7 @@ def test_the_most_uncertain_and_the_most_outlying_come_first(
 def test_the_weights_come_from_the_config(
     mixed_events: dict, reference: drift.Reference, config: drift.MonitoringConfig
 ) -> None:
-    only_uncertainty = drift.QueueWeights(uncertainty=1.0, oov=0.0, domain=0.0)
+    only_uncertainty = drift_reference.QueueWeights(uncertainty=1.0, oov=0.0, domain=0.0)
     settings = config.labelling_queue.model_copy(update={"weights": only_uncertainty})
     queue = build_queue(mixed_events["events"], reference, config.model_copy(update={"labelling_queue": settings}))
     assert queue[0].sentence == mixed_events["uncertain"] and queue[0].priority == 0.98

@@ -12,7 +12,7 @@ from helpers.opensearch_server import OpenSearchServer
 from helpers.sample_events import make_events
 from monitoring.dashboards.make_saved_objects import OUTPUT, render
 from monitoring.event_index import INDEX_PATTERN, MAPPING
-from monitoring.shipper import connect, ship_events
+from monitoring.event_store import connect, ship_events
 
 # What each aggregation needs of its field.
 NUMERIC = {"float", "integer"}

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_script
 from errors import CourseError
-from monitoring.drift import oov_rate, words
+from monitoring.drift_reference import oov_rate, words
 from source import OFFLINE_DATA_DIR
 from support import shifted_text
 

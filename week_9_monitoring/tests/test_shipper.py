@@ -1,4 +1,4 @@
-"""monitoring/shipper.py and monitoring/event_index.py against a real OpenSearch-API server (osmem-server, loopback)."""
+"""monitoring/shipper.py, event_store.py and event_index.py against a real OpenSearch-API server (osmem-server)."""
 
 from __future__ import annotations
 
@@ -20,19 +20,9 @@ from errors import CourseError
 from helpers.opensearch_server import FlakyGateway, OpenSearchServer
 from helpers.sample_events import make_event, make_events, write_events
 from monitoring.event_index import INDEX_PATTERN, MAPPING, TEMPLATE_NAME, ensure_template, index_name
+from monitoring.event_store import RetryPolicy, StoreUnavailable, connect, fetch_events, ship_batch, ship_events
 from monitoring.prediction_events import PredictionEvent, to_json_line
-from monitoring.shipper import (
-    RetryPolicy,
-    StoreUnavailable,
-    connect,
-    fetch_events,
-    follow,
-    follow_once,
-    read_position,
-    replay,
-    ship_batch,
-    ship_events,
-)
+from monitoring.shipper import follow, follow_once, read_position, replay
 from support.local_server import free_port
 
 FAST = RetryPolicy(retries=2, first_delay_s=0.05)  # tests wait milliseconds, not the default seconds
