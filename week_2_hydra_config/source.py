@@ -9,6 +9,7 @@ There is never a silent fallback from one to the other.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import urllib.error
@@ -31,6 +32,7 @@ HUB_DATASET = ("nyu-mll/glue", "cola")
 HUB_MODEL = "google/bert_uncased_L-2_H-128_A-2"
 HUB_DEFAULT_ENDPOINT = "https://huggingface.co"
 SOURCES = ("hub", "offline", "auto")
+SPLITS = ("train", "validation")
 DEFAULT_SOURCE = "offline"  # the embedded default: works on any machine, no network needed
 
 
@@ -92,3 +94,25 @@ def resolve_model_path(name_or_path: str) -> str:
     """A path relative to the week folder becomes absolute; a Hub name stays as it is."""
     candidate = WEEK_DIR / name_or_path
     return str(candidate) if candidate.exists() else name_or_path
+
+
+def read_split(split: str, data_dir: Path | None = None) -> list[dict]:
+    """The rows of an offline split, in file order, as {"sentence": str, "label": int, "idx": int}.
+
+    The one reader for code that needs the sentences themselves (tests, benchmarks, drift);
+    training reads the same files through `datasets` (data.py). Needs only the standard library.
+    """
+    if split not in SPLITS:
+        raise CourseError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    path = Path(data_dir or OFFLINE_DATA_DIR) / f"{split}.csv"
+    if not path.is_file():
+        raise CourseError(f"{path} is missing: {RESTORE_DATA}")
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return [
+                {"sentence": row["sentence"], "label": int(row["label"]), "idx": int(row["idx"])}
+                for row in csv.DictReader(handle)
+            ]
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
+        # KeyError: a column is missing; TypeError/ValueError: a short row or a label that is not a number.
+        raise CourseError(f"cannot read {path} ({type(error).__name__}: {error}): {RESTORE_DATA}") from error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from conftest import TEST_MAX_LENGTH
 from errors import CourseError
 from inference import ColaPredictor
 from model import LABELS
-from source import OFFLINE_DATA_DIR, WEEK_DIR
+from source import WEEK_DIR, read_split
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +25,7 @@ def predictor(trained: dict) -> ColaPredictor:
 
 
 def validation_rows(limit: int = 200) -> list[dict]:
-    with open(OFFLINE_DATA_DIR / "validation.csv", newline="") as handle:
-        return list(csv.DictReader(handle))[:limit]
+    return read_split("validation")[:limit]
 
 
 def test_probabilities_are_a_softmax_over_classes(predictor: ColaPredictor) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 from wandb.proto import wandb_internal_pb2
 
 from errors import CourseError
-from source import OFFLINE_DATA_DIR
+from source import read_split
 from support.wandb_run_reader import history, media_file, raw_records
 from train import checkpoint_path, train
 from wandb_logging import resolve_mode
@@ -56,8 +55,7 @@ def test_confusion_matrix_image_is_written(rows: list[dict], run_dir: Path) -> N
 
 
 def validation_size() -> int:
-    with open(OFFLINE_DATA_DIR / "validation.csv", newline="") as handle:
-        return sum(1 for _ in csv.DictReader(handle))
+    return len(read_split("validation"))
 
 
 def test_misclassified_table_matches_validation_accuracy(rows: list[dict], run_dir: Path) -> None:

@@ -32,11 +32,11 @@ pytestmark = pytest.mark.skipif(
 
 # Runs inside the emulated CPU: the int8 model's P(acceptable) for the first validation sentences.
 PREDICT = """
-import csv, json, sys
+import json, sys
 from inference_onnx import ColaOnnxPredictor
+from source import read_split
 predictor = ColaOnnxPredictor(sys.argv[1], "int8", threads=1)
-with open("data/validation.csv", newline="") as handle:
-    sentences = [row["sentence"] for row in csv.DictReader(handle)][: int(sys.argv[2])]
+sentences = [row["sentence"] for row in read_split("validation")][: int(sys.argv[2])]
 batches = [sentences[start : start + 64] for start in range(0, len(sentences), 64)]
 print(json.dumps([r["probabilities"]["acceptable"] for batch in batches for r in predictor.predict_batch(batch)]))
 """

@@ -20,7 +20,7 @@ import pytest
 
 from helpers import container_engine as engine
 from inference_onnx import ColaOnnxPredictor
-from source import OFFLINE_DATA_DIR, WEEK_DIR
+from source import WEEK_DIR, read_split
 
 IMAGE = "mlops-basics/cola-api:test"
 PORT = 8000
@@ -90,9 +90,7 @@ def post(url: str, body: object) -> tuple[int, dict]:
 
 
 def test_container_answers_like_the_in_process_model(service: engine.RunningContainer, exported: dict) -> None:
-    from bench.benchmark import read_validation
-
-    sentences = read_validation(OFFLINE_DATA_DIR)[0][:20]
+    sentences = [row["sentence"] for row in read_split("validation")][:20]
     predictor = ColaOnnxPredictor(exported["export_dir"], "fp32")
     for sentence in sentences:
         status, body = post(service.url + "/predict", {"text": sentence})

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from errors import CourseError, run_cli
 from inference_onnx import EXPORT_DIR, ColaOnnxPredictor
-from source import OFFLINE_DATA_DIR, WEEK_DIR
+from source import OFFLINE_DATA_DIR, WEEK_DIR, read_split
 from support.local_server import local_server
 
 BATCH = 64
@@ -50,11 +50,8 @@ FLOORS = {
 
 
 def read_sentences(data_dir: Path = OFFLINE_DATA_DIR) -> list[str]:
-    """The validation sentences (stdlib csv: this script must not need pandas or torch)."""
-    import csv
-
-    with (data_dir / "validation.csv").open(newline="") as file:
-        return [row["sentence"] for row in csv.DictReader(file)]
+    """The validation sentences (source.read_split needs only the standard library: no pandas or torch here)."""
+    return [row["sentence"] for row in read_split("validation", data_dir)]
 
 
 def summarize(latencies_s: list[float], wall_s: float, items: int, errors: int = 0) -> dict:

@@ -19,16 +19,14 @@ from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from schemas import MAX_BATCH_ITEMS, MAX_TEXT_CHARS
 from settings import read_settings
-from source import OFFLINE_DATA_DIR, WEEK_DIR
+from source import WEEK_DIR, read_split
 from support.local_server import local_server, server_command
 
 SENTENCES = ["The dogs are chasing a cat.", "The dogs is chasing a cat.", "Anna will helps the children."]
 
 
 def validation_sentences(count: int) -> list[str]:
-    from bench.benchmark import read_validation
-
-    return read_validation(OFFLINE_DATA_DIR)[0][:count]
+    return [row["sentence"] for row in read_split("validation")][:count]
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ What is measured, and how it is kept fair:
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import os
@@ -42,7 +41,7 @@ from tqdm import tqdm
 from convert_model_to_onnx import CHECKPOINT, load_classifier, sha256
 from errors import CourseError, run_cli
 from inference_onnx import EXPORT_DIR, MODEL_FILES, ColaOnnxPredictor
-from source import OFFLINE_DATA_DIR, RESTORE_DATA
+from source import read_split
 
 Inputs = dict[str, np.ndarray]
 BLOCKS = 10  # one-sentence calls are interleaved between the engines in this many blocks
@@ -74,16 +73,6 @@ class Result:
     accuracy: float = 0.0
     size_mb: float = 0.0
     size_of: str = ""
-
-
-def read_validation(data_dir: Path = OFFLINE_DATA_DIR) -> tuple[list[str], list[int]]:
-    """Sentences and 0/1 labels of the offline validation split."""
-    path = data_dir / "validation.csv"
-    if not path.is_file():
-        raise CourseError(f"{path} is missing: {RESTORE_DATA}")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [row["sentence"] for row in rows], [int(row["label"]) for row in rows]
 
 
 def torch_engine(checkpoint: Path) -> Engine:
@@ -299,7 +288,8 @@ def benchmark(args: argparse.Namespace) -> tuple[list[Result], str, dict]:
     engines = [eager] + [ort_engine(p) for p in predictors.values()]
 
     tokenizer = predictors["fp32"]  # one tokenization, shared by all three engines
-    sentences, labels = read_validation()
+    rows = read_split("validation")
+    sentences, labels = [row["sentence"] for row in rows], [row["label"] for row in rows]
     singles = [tokenizer.encode([s], args.pad_to_max_length) for s in sentences]
     by_size = {b: batches_of(tokenizer, sentences, b, args.pad_to_max_length) for b in args.batch_sizes}
     eval_batches = [tokenizer.encode(sentences[i : i + 64]) for i in range(0, len(sentences), 64)]

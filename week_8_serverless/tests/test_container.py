@@ -18,7 +18,7 @@ import pytest
 from conftest import CANARY
 from helpers import container_engine as engine
 from inference_onnx import ColaOnnxPredictor
-from source import OFFLINE_DATA_DIR
+from source import read_split
 
 PORT = 8000
 APP_FILES = {
@@ -51,9 +51,7 @@ def post(url: str, body: object) -> tuple[int, dict]:
 
 
 def test_container_answers_like_the_in_process_model(service: engine.RunningContainer, exported: dict) -> None:
-    from bench.benchmark import read_validation
-
-    sentences = read_validation(OFFLINE_DATA_DIR)[0][:20]
+    sentences = [row["sentence"] for row in read_split("validation")][:20]
     predictor = ColaOnnxPredictor(exported["export_dir"], "fp32")
     for sentence in sentences:
         status, body = post(service.url + "/predict", {"text": sentence})

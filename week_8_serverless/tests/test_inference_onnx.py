@@ -12,13 +12,12 @@ from errors import CourseError
 from inference import ColaPredictor
 from inference_onnx import CONFIG_NAME, ColaOnnxPredictor
 from model import LABELS
-from source import OFFLINE_DATA_DIR
+from source import read_split
 
 
 def validation() -> tuple[list[str], list[int]]:
-    from bench.benchmark import read_validation
-
-    return read_validation(OFFLINE_DATA_DIR)
+    rows = read_split("validation")
+    return [row["sentence"] for row in rows], [row["label"] for row in rows]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ and the labelling queue's weights; load_config checks it and names a bad key.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from errors import CourseError
 from monitoring.prediction_events import utc_timestamp
-from source import OFFLINE_DATA_DIR, RESTORE_DATA, WEEK_DIR
+from source import OFFLINE_DATA_DIR, WEEK_DIR, read_split
 from support.shifted_text import validation_half
 
 CONFIG_PATH = WEEK_DIR / "monitoring" / "monitoring.yaml"
@@ -148,20 +147,12 @@ class Reference(BaseModel):
         return np.array([oov_rate(text, vocabulary) for text in self.texts])
 
 
-def read_sentences(path: Path) -> list[str]:
-    """The `sentence` column of a CSV file such as data/train.csv."""
-    if not path.is_file():
-        raise CourseError(f"{path} is missing: {RESTORE_DATA}")
-    with open(path, encoding="utf-8", newline="") as handle:
-        return [row["sentence"] for row in csv.DictReader(handle)]
-
-
 def build_reference(export_dir: Path, data_dir: Path | None = None) -> Reference:
     """The training vocabulary, and the exported model's predictions on the reference half of validation."""
     from inference_onnx import ColaOnnxPredictor  # onnxruntime: only `reference` needs it, not `check`
 
     data_dir = Path(data_dir or OFFLINE_DATA_DIR)
-    train = read_sentences(data_dir / "train.csv")
+    train = [row["sentence"] for row in read_split("train", data_dir)]
     texts = [row["sentence"] for row in validation_half("reference", data_dir)]
     predictor = ColaOnnxPredictor(export_dir)
     predictions = predictor.predict_batch(texts)

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.benchmark import read_validation
 from conftest import run_script
 from helpers.opensearch_server import OpenSearchServer
 from monitoring.event_index import INDEX_PATTERN
 from monitoring.event_store import connect
+from source import read_split
 from support.local_server import local_server
 
 
@@ -26,7 +26,7 @@ def test_every_prediction_the_api_made_is_counted_in_opensearch(
     exported: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events_file = tmp_path / "logs" / "events.jsonl"
-    sentences = read_validation()[0][:40]
+    sentences = [row["sentence"] for row in read_split("validation")][:40]
     labels: list[str] = []
     request_ids: list[str] = []
     environment = {"EVENTS_FILE": str(events_file), "LOG_TEXT": "true"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
 from collections import Counter
 
@@ -11,14 +10,13 @@ import pytest
 from conftest import run_script
 from errors import CourseError
 from monitoring.drift_reference import oov_rate, words
-from source import OFFLINE_DATA_DIR
-from support import shifted_text
+from source import read_split
+from support import ops_grammar, shifted_text
 
 
 @pytest.fixture(scope="module")
 def vocabulary() -> set[str]:
-    with open(OFFLINE_DATA_DIR / "train.csv", encoding="utf-8", newline="") as handle:
-        return {word for row in csv.DictReader(handle) for word in words(row["sentence"])}
+    return {word for row in read_split("train") for word in words(row["sentence"])}
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +80,12 @@ def one_error_apart(good: list[str], bad: list[str], kind: str) -> bool:
 
 
 def test_other_domain_rows_are_labelled_minimal_pairs() -> None:
-    rows = shifted_text.other_domain_rows(101, seed=0)
+    rows = ops_grammar.other_domain_rows(101, seed=0)
     assert len(rows) == 101 and len({row["sentence"] for row in rows}) == 101
     assert Counter(row["label"] for row in rows) == {1: 51, 0: 50}
     assert all((row["kind"] == "") == (row["label"] == 1) for row in rows)
     kinds = Counter(row["kind"] for row in rows if row["label"] == 0)
-    assert set(kinds) == set(shifted_text.ERROR_KINDS)
+    assert set(kinds) == set(ops_grammar.ERROR_KINDS)
     assert max(kinds.values()) - min(kinds.values()) <= 1  # every kind of error equally often
     good = [row["sentence"].rstrip(".").split() for row in rows if row["label"] == 1]
     for row in rows:
@@ -95,7 +93,7 @@ def test_other_domain_rows_are_labelled_minimal_pairs() -> None:
             assert any(
                 one_error_apart(partner, row["sentence"].rstrip(".").split(), row["kind"]) for partner in good
             ), row
-    assert shifted_text.other_domain(101, seed=0) == [row["sentence"] for row in rows]
+    assert ops_grammar.other_domain(101, seed=0) == [row["sentence"] for row in rows]
 
 
 def test_stream_switches_at_drift_at() -> None:
