@@ -14,7 +14,7 @@ ENGINES = ["PyTorch eager", "ONNX Runtime fp32", "ONNX Runtime int8"]
 def test_tiny_benchmark_reports_all_three_engines(exported: dict, tmp_path) -> None:
     out = tmp_path / "bench.json"
     done = run_script(
-        "bench/benchmark.py",
+        "-m", "bench.benchmark",
         "--checkpoint", str(exported["checkpoint"]),
         "--export-dir", str(exported["export_dir"]),
         "--repeats", "5", "--warmup", "1", "--rounds", "1", "--threads", "1",
@@ -43,7 +43,7 @@ def test_tiny_benchmark_reports_all_three_engines(exported: dict, tmp_path) -> N
 
 def test_missing_checkpoint_is_one_clear_line(exported: dict, tmp_path) -> None:
     done = run_script(
-        "bench/benchmark.py", "--checkpoint", str(tmp_path / "none.ckpt"), "--export-dir", str(exported["export_dir"])
+        "-m", "bench.benchmark", "--checkpoint", str(tmp_path / "none.ckpt"), "--export-dir", str(exported["export_dir"])
     )
     assert done.returncode == 2
     assert "python train.py" in done.stderr and "Traceback" not in done.stderr

@@ -14,7 +14,7 @@ from conftest import run_script
 def test_small_api_benchmark_reports_every_path_without_errors(exported: dict, tmp_path) -> None:
     out = tmp_path / "bench_api.json"
     result = run_script(
-        "bench/bench_api.py", "--export-dir", str(exported["export_dir"]), "--requests", "200", "--out", str(out)
+        "-m", "bench.bench_api", "--export-dir", str(exported["export_dir"]), "--requests", "200", "--out", str(out)
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -65,7 +65,7 @@ def test_bad_arguments_are_one_clear_line(exported: dict) -> None:
 
 def test_missing_image_is_named(exported: dict) -> None:
     result = run_script(
-        "bench/bench_api.py",
+        "-m", "bench.bench_api",
         "--export-dir",
         str(exported["export_dir"]),
         "--requests",

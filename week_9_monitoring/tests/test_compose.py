@@ -153,7 +153,7 @@ def test_the_api_writes_events_where_the_shipper_follows_them() -> None:
     assert (volume, str(events_file.parent)) in mounts("shipper"), (
         "the shipper must see the API's folder at the same path"
     )
-    follows = re.findall(r"python shipper\.py follow (\S+)", command_text("shipper"))
+    follows = re.findall(r"python -m monitoring\.shipper follow (\S+)", command_text("shipper"))
     assert follows == [str(events_file)]
     assert SERVICES["shipper"]["environment"]["OPENSEARCH_URL"] == f"http://opensearch:{container_port('opensearch')}"
 
@@ -171,33 +171,45 @@ def test_the_image_gives_the_events_folder_to_the_service_user() -> None:
     )
 
 
+def module_file(name: str) -> Path | None:
+    """The week's file of a dotted module name (monitoring.shipper -> monitoring/shipper.py), or None."""
+    base = WEEK_DIR.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_names(path: Path) -> list[str]:
+    """Every dotted name `path` imports: `from a.b import c` gives a, a.b and a.b.c (c may be a module)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    # Importing a.b runs the package a first (its __init__.py).
+    return names + [".".join(name.split(".")[:i]) for name in names for i in range(1, name.count(".") + 1)]
+
+
 def week_modules_imported_by(module: str) -> set[str]:
-    """`module` and every module of the week it imports, directly or not (by file name)."""
+    """`module` and every module of the week it imports, directly or not (dotted names)."""
     found, todo = set(), [module]
     while todo:
         name = todo.pop()
         if name in found:
             continue
         found.add(name)
-        tree = ast.parse((WEEK_DIR / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module]
-            todo += [n.split(".")[0] for n in names if (WEEK_DIR / f"{n.split('.')[0]}.py").is_file()]
+        todo += [imported for imported in imported_names(module_file(name)) if module_file(imported) is not None]
     return found
 
 
 def third_party_imports(modules: set[str]) -> set[str]:
     """Top-level names imported by `modules` that are neither the week's nor the standard library's."""
-    names = set()
-    for module in modules:
-        for node in ast.walk(ast.parse((WEEK_DIR / f"{module}.py").read_text())):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names.add(node.module.split(".")[0])
-    return {name for name in names - modules - {"__future__"} if name not in sys.stdlib_module_names}
+    names = {name.split(".")[0] for module in modules for name in imported_names(module_file(module))}
+    return {
+        name for name in names - {"__future__"} if module_file(name) is None and name not in sys.stdlib_module_names
+    }
 
 
 def normalized(name: str) -> str:
@@ -222,17 +234,19 @@ def dependency_closure(distributions: set[str]) -> dict[str, str]:
 
 
 def test_the_shipper_container_has_every_module_it_imports() -> None:
-    modules = week_modules_imported_by("shipper")
-    assert {"shipper", "event_index", "prediction_events", "errors"} <= modules
+    modules = week_modules_imported_by("monitoring.shipper")
+    assert {"monitoring", "monitoring.shipper", "monitoring.event_store", "monitoring.event_index"} <= modules
+    assert {"monitoring.prediction_events", "errors"} <= modules
     workdir = PurePosixPath(SERVICES["shipper"]["working_dir"])
     for module in modules:
-        assert host_path("shipper", str(workdir / f"{module}.py")) == WEEK_DIR / f"{module}.py"
+        path = module_file(module)
+        assert host_path("shipper", str(workdir / path.relative_to(WEEK_DIR).as_posix())) == path
 
 
 def test_the_shipper_installs_exactly_the_pinned_packages_it_needs() -> None:
     pins = dict(re.findall(r"([A-Za-z0-9_.-]+)==(\S+)", command_text("shipper")))
     pinned = {normalized(name): version for name, version in pins.items()}
-    imported = third_party_imports(week_modules_imported_by("shipper"))
+    imported = third_party_imports(week_modules_imported_by("monitoring.shipper"))
     assert imported == {"opensearchpy", "pydantic", "tqdm"}
     distributions = {dist for name in imported for dist in packages_distributions()[name]}
     # The same versions as this environment, which was installed from the repository's lock file.

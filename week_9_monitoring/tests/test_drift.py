@@ -195,7 +195,7 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
 ) -> None:
     reference_path = tmp_path / "reference.json"
     built = run_script(
-        "monitoring/drift.py", "reference", "--export-dir", str(exported["export_dir"]), "--out", str(reference_path)
+        "-m", "monitoring.drift", "reference", "--export-dir", str(exported["export_dir"]), "--out", str(reference_path)
     )
     assert built.returncode == 0, built.stderr
     assert drift.load_reference(reference_path).texts == [
@@ -205,7 +205,7 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
     stream = predict_events(predictor, list(shifted_text.drifting_stream(200, 100, "domain", seed=4)))
     events_file = write_events(tmp_path / "events.jsonl", stream)
     report_file = tmp_path / "drift.json"
-    args = ["monitoring/drift.py", "check", "--events", str(events_file), "--reference", str(reference_path)]
+    args = ["-m", "monitoring.drift", "check", "--events", str(events_file), "--reference", str(reference_path)]
 
     found = run_script(*args, "--last", "100", "--json", str(report_file), "--fail-on-drift")
     assert found.returncode == drift.FAIL_ON_DRIFT_EXIT, found.stderr
@@ -214,7 +214,7 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
 
     clean_file = write_events(tmp_path / "clean.jsonl", holdout_events[:WINDOW])
     clean = run_script(
-        "monitoring/drift.py",
+        "-m", "monitoring.drift",
         "check",
         "--events",
         str(clean_file),

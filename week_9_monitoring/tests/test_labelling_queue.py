@@ -135,7 +135,7 @@ def test_cli_writes_the_top_of_the_queue_of_a_drifting_stream(
     reference_file = drift.save_reference(reference, tmp_path / "reference.json")
     out = tmp_path / "labelling" / "queue.csv"
     result = run_script(
-        "monitoring/labelling_queue.py",
+        "-m", "monitoring.labelling_queue",
         "--events",
         str(events_file),
         "--out",

@@ -108,7 +108,7 @@ def test_a_broken_image_is_not_counted_as_drawn(page: Path, tmp_path: Path) -> N
 def test_the_cli_writes_the_report_from_files(monitored: dict, tmp_path: Path) -> None:
     folder = monitored["folder"]
     result = run_script(
-        "monitoring/monitoring_report.py",
+        "-m", "monitoring.monitoring_report",
         "--events",
         str(folder / "events.jsonl"),
         "--drift",

@@ -32,7 +32,7 @@ from support.shifted_text import other_domain_rows, validation_half
 FIRST_RUN = {"train.max_epochs": "1", "train.max_length": "32"}
 RETRAINING = {"train.max_epochs": "2"}
 # What monitoring/labelled_data.py needs to run on its own, for the fast tests of its checks.
-LABELLED_DATA_FILES = ["monitoring/labelled_data.py", "prepare_data.py", "errors.py", "source.py", "params.yaml"]
+LABELLED_DATA_FILES = ["-m", "monitoring.labelled_data", "prepare_data.py", "errors.py", "source.py", "params.yaml"]
 
 
 def queue_item(rank: int, sentence: str, label: str) -> QueueItem:
@@ -274,7 +274,7 @@ def record(week: Path) -> dict:
 @pytest.fixture(scope="module")
 def first_promotion(project: Project) -> subprocess.CompletedProcess:
     """`python -m monitoring.promote` with an empty production/: the first model."""
-    return project.run("python", "monitoring/promote.py", check=False)
+    return project.run("python", "-m", "monitoring.promote", check=False)
 
 
 def test_the_first_model_is_promoted(project: Project, first_promotion: subprocess.CompletedProcess) -> None:
@@ -295,7 +295,7 @@ def test_the_first_model_is_promoted(project: Project, first_promotion: subproce
 
     # The same model again: nothing to do, production untouched.
     before = production_files(week)
-    again = project.run("python", "monitoring/promote.py", check=False)
+    again = project.run("python", "-m", "monitoring.promote", check=False)
     assert again.returncode == 0
     assert "already in production" in again.stdout
     assert production_files(week) == before
@@ -306,7 +306,7 @@ def test_promotion_refuses_a_pipeline_that_is_not_up_to_date(project: Project) -
     before = production_files(week)
     project.set_params(**{"data.version": "v2"})
     try:
-        result = project.run("python", "monitoring/promote.py", check=False)
+        result = project.run("python", "-m", "monitoring.promote", check=False)
         assert result.returncode == 2
         assert "the pipeline is not up to date" in result.stderr and "run `dvc repro` first" in result.stderr
         assert production_files(week) == before
@@ -324,7 +324,7 @@ def traffic(
     Returns the two event files and the true labels of the other-domain sentences.
     """
     week, folder = project.week, tmp_path_factory.mktemp("traffic")
-    build = project.run("python", "monitoring/drift.py", "reference", "--export-dir", "production/onnx")
+    build = project.run("python", "-m", "monitoring.drift", "reference", "--export-dir", "production/onnx")
     assert "reference.json" in build.stdout
     familiar = [row["sentence"] for row in validation_half("holdout")][:150]
     other = other_domain_rows(200, seed=1)
@@ -349,7 +349,7 @@ def traffic(
 
 def test_no_drift_means_nothing_to_retrain(project: Project, traffic: dict) -> None:
     result = project.run(
-        "python", "monitoring/continuous_training.py", "--events", str(traffic["familiar"]), check=False
+        "python", "-m", "monitoring.continuous_training", "--events", str(traffic["familiar"]), check=False
     )
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -361,7 +361,7 @@ def test_no_drift_means_nothing_to_retrain(project: Project, traffic: dict) -> N
 
 def test_drift_without_labels_says_how_to_write_the_queue(project: Project, traffic: dict) -> None:
     result = project.run(
-        "python", "monitoring/continuous_training.py", "--events", str(traffic["drifted"]), check=False
+        "python", "-m", "monitoring.continuous_training", "--events", str(traffic["drifted"]), check=False
     )
     print(result.stdout)
     assert result.returncode == 4, result.stdout + result.stderr
@@ -374,7 +374,7 @@ def test_drift_without_labels_says_how_to_write_the_queue(project: Project, traf
     not_yet = traffic["folder"] / "not-yet.csv"
     result = project.run(
         "python",
-        "monitoring/continuous_training.py",
+        "-m", "monitoring.continuous_training",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
@@ -396,7 +396,7 @@ def retrained(project: Project, traffic: dict) -> dict:
     queue, filled = traffic["folder"] / "queue.csv", traffic["folder"] / "filled.csv"
     made = project.run(
         "python",
-        "monitoring/labelling_queue.py",
+        "-m", "monitoring.labelling_queue",
         "--events",
         str(traffic["drifted"]),
         "--out",
@@ -420,7 +420,7 @@ def retrained(project: Project, traffic: dict) -> dict:
 
     result = project.run(
         "python",
-        "monitoring/continuous_training.py",
+        "-m", "monitoring.continuous_training",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
@@ -477,7 +477,7 @@ def test_the_same_labelled_csv_twice_waits_for_new_labels(project: Project, traf
     before = production_files(project.week)
     result = project.run(
         "python",
-        "monitoring/continuous_training.py",
+        "-m", "monitoring.continuous_training",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
@@ -501,7 +501,7 @@ def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, 
     try:
         older = metrics(week)
         assert data_version(week) == "v1" and project.dvc("status", "--json").stdout.strip() == "{}"
-        result = project.run("python", "monitoring/promote.py", check=False)
+        result = project.run("python", "-m", "monitoring.promote", check=False)
         print(result.stdout)
         assert result.returncode == 3, result.stdout + result.stderr
         assert re.search(comparison_row(current["metrics"]["mcc"], older["mcc"]), result.stdout)
@@ -512,7 +512,7 @@ def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, 
         assert production_files(week) == before
 
         # A deliberate rollback is possible, and says so.
-        forced = project.run("python", "monitoring/promote.py", "--force", check=False)
+        forced = project.run("python", "-m", "monitoring.promote", "--force", check=False)
         assert forced.returncode == 0, forced.stdout + forced.stderr
         assert "--force: promoted without comparing" in forced.stdout
         assert record(week)["model_version"].startswith("v1-") and record(week)["metrics"] == older

@@ -364,7 +364,7 @@ def test_credentials_come_from_the_environment_and_a_refused_login_is_not_retrie
     with FlakyGateway(store.url, failures=[]) as gateway:
         monkeypatch.setenv("OPENSEARCH_URL", gateway.url)
         assert ship_events(connect(), make_events(2), retry=FAST).shipped == 2
-    assert set(gateway.authorizations) == {"Basic " + base64.b64encode(b"monitoring.shipper:secret").decode()}
+    assert set(gateway.authorizations) == {"Basic " + base64.b64encode(b"shipper:secret").decode()}
 
     with FlakyGateway(store.url, failures=[], always=401) as gateway:
         with pytest.raises(
