@@ -13,6 +13,7 @@ import pytest
 from omegaconf import DictConfig
 
 from helpers import container_engine as engine
+from helpers import containers
 
 WEEK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(WEEK_DIR))
@@ -119,4 +120,4 @@ def image(container_engine: str, build_context: Path) -> Iterator[str]:
     """The week's image, built once per session from `build_context`."""
     engine.build(build_context, IMAGE, engine=container_engine)
     yield IMAGE
-    engine.remove_test_containers(container_engine)
+    containers.remove_test_containers(container_engine)

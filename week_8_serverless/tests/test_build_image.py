@@ -8,6 +8,7 @@ import pytest
 from test_s3_remote import s3_endpoint, s3_env  # noqa: F401 (s3_endpoint is a fixture used below)
 
 from helpers import container_engine as engine
+from helpers import containers
 from helpers.dvc_project import Project, md5
 
 TAG = "mlops-basics/cola-api:from-s3"
@@ -44,7 +45,7 @@ def test_image_is_built_from_the_model_in_s3(project: dict, container_engine: st
     assert labels["org.opencontainers.image.revision"] == repo.git("rev-parse", "--short=12", "HEAD").strip()
 
     files = [f"/app/model/{name}" for name in pulled]
-    inside = engine.run_to_completion(TAG, "md5sum", *files, engine=container_engine).stdout
+    inside = containers.run_to_completion(TAG, "md5sum", *files, engine=container_engine).stdout
     assert {line.split()[1].rpartition("/")[2]: line.split()[0] for line in inside.splitlines()} == pulled
 
 
@@ -58,5 +59,5 @@ def test_unreachable_remote_stops_before_building(project: dict, container_engin
         repo.run("python", "remote.py", "use-s3", env=project["env"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "cannot reach S3" in result.stderr
-    exists = engine._engine_command(container_engine, "image", "inspect", "never:built", check=False)
+    exists = engine.engine_command(container_engine, "image", "inspect", "never:built", check=False)
     assert exists.returncode != 0, "the image must not be built when the model cannot be pulled"

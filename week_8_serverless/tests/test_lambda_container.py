@@ -12,6 +12,7 @@ import pytest
 
 from conftest import CANARY
 from helpers import container_engine as engine
+from helpers import containers
 from helpers.lambda_runtime_api import RuntimeApi
 
 LAMBDA_IMAGE = "mlops-basics/cola-lambda:test"
@@ -28,7 +29,7 @@ def lambda_image(container_engine: str, build_context: Path) -> str:
 def runtime(lambda_image: str, container_engine: str) -> Iterator[RuntimeApi]:
     """The image running, polling a Runtime API stand-in on 127.0.0.1 (host network) for events."""
     api = RuntimeApi()
-    cid = engine.start(
+    cid = containers.start(
         lambda_image,
         env={"AWS_LAMBDA_RUNTIME_API": api.address},
         extra_args=["--network", "host"],
@@ -37,8 +38,8 @@ def runtime(lambda_image: str, container_engine: str) -> Iterator[RuntimeApi]:
     try:
         yield api
     finally:
-        logs = engine.logs(cid, container_engine)
-        engine.stop(cid, container_engine)
+        logs = containers.logs(cid, container_engine)
+        containers.stop(cid, container_engine)
         api.close()
         print(logs)
 
@@ -67,7 +68,7 @@ def test_the_image_runs_unprivileged_and_holds_no_torch(lambda_image: str, conta
     config = engine.inspect_image(lambda_image, container_engine)["config"]
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["python", "-m", "awslambdaric"] and config["Cmd"] == ["lambda_handler.handler"]
-    listing = engine.run_to_completion(
+    listing = containers.run_to_completion(
         lambda_image, "-c", "import importlib.util as u; print([m for m in ('torch', 'fastapi') if u.find_spec(m)])",
         entrypoint="python", engine=container_engine,
     )  # fmt: skip
@@ -76,7 +77,7 @@ def test_the_image_runs_unprivileged_and_holds_no_torch(lambda_image: str, conta
 
 def test_no_secret_from_the_build_context_in_any_file_of_the_image(lambda_image: str, container_engine: str) -> None:
     """The build context holds a .env with keys (see conftest.build_context); grep every file of the image."""
-    result = engine.run_to_completion(
+    result = containers.run_to_completion(
         lambda_image, "-rlF", CANARY, "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
         user="0", entrypoint="grep", engine=container_engine,
     )  # fmt: skip

@@ -17,6 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from errors import CourseError
 from helpers import container_engine as engine
+from helpers import containers
 from helpers.registry import local_registry, registry_binary
 from inference_onnx import ColaOnnxPredictor
 from push_image import EcrSettings, push, read_settings
@@ -89,15 +90,15 @@ def test_pushing_again_reuses_the_repository(image: str, pushed: dict, container
 
 def test_pulled_image_has_the_pushed_digest_and_answers(pushed: dict, container_engine: str, exported: dict) -> None:
     reference = pushed["result"].reference
-    engine._engine_command(container_engine, "image", "rm", "--force", reference)
+    engine.engine_command(container_engine, "image", "rm", "--force", reference)
     tls = ["--tls-verify=false"] if container_engine == "podman" else []
-    engine._engine_command(container_engine, "pull", *tls, reference, timeout_s=600)
-    details = json.loads(engine._engine_command(container_engine, "image", "inspect", reference).stdout)[0]
+    engine.engine_command(container_engine, "pull", *tls, reference, timeout_s=600)
+    details = json.loads(engine.engine_command(container_engine, "image", "inspect", reference).stdout)[0]
     digests = {d.rpartition("@")[2] for d in details.get("RepoDigests", [])}
     assert pushed["result"].digest in digests
     sentence = "Anna will helps the children."
     expected = ColaOnnxPredictor(exported["export_dir"], "fp32").predict(sentence)
-    with engine.running_container(reference, port=8000, ready_path="/ready", engine=container_engine) as running:
+    with containers.running_container(reference, port=8000, ready_path="/ready", engine=container_engine) as running:
         from test_container import post
 
         status, body = post(running.url + "/predict", {"text": sentence})

@@ -43,7 +43,12 @@ def test_tiny_benchmark_reports_all_three_engines(exported: dict, tmp_path) -> N
 
 def test_missing_checkpoint_is_one_clear_line(exported: dict, tmp_path) -> None:
     done = run_script(
-        "-m", "bench.benchmark", "--checkpoint", str(tmp_path / "none.ckpt"), "--export-dir", str(exported["export_dir"])
+        "-m",
+        "bench.benchmark",
+        "--checkpoint",
+        str(tmp_path / "none.ckpt"),
+        "--export-dir",
+        str(exported["export_dir"]),
     )
     assert done.returncode == 2
     assert "python train.py" in done.stderr and "Traceback" not in done.stderr

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import CANARY
 from helpers import container_engine as engine
+from helpers import containers
 from inference_onnx import ColaOnnxPredictor
 from source import read_split
 
@@ -26,7 +27,7 @@ APP_FILES = {
     "errors.py",
     "inference_onnx.py",
     "-m", "monitoring.prediction_events",
-    "-m", "monitoring.prediction_metrics",
+    "monitoring.prediction_metrics",
     "requirements-serve.txt",
     "schemas.py",
     "settings.py",
@@ -35,8 +36,8 @@ APP_FILES = {
 
 
 @pytest.fixture(scope="module")
-def service(image: str, container_engine: str) -> Iterator[engine.RunningContainer]:
-    with engine.running_container(image, port=PORT, ready_path="/ready", engine=container_engine) as running:
+def service(image: str, container_engine: str) -> Iterator[containers.RunningContainer]:
+    with containers.running_container(image, port=PORT, ready_path="/ready", engine=container_engine) as running:
         yield running
 
 
@@ -52,7 +53,7 @@ def post(url: str, body: object) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def test_container_answers_like_the_in_process_model(service: engine.RunningContainer, exported: dict) -> None:
+def test_container_answers_like_the_in_process_model(service: containers.RunningContainer, exported: dict) -> None:
     sentences = [row["sentence"] for row in read_split("validation")][:20]
     predictor = ColaOnnxPredictor(exported["export_dir"], "fp32")
     for sentence in sentences:
@@ -67,7 +68,7 @@ def test_container_answers_like_the_in_process_model(service: engine.RunningCont
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in predictor.predict_batch(sentences)]
 
 
-def test_container_logs_prediction_events_and_counts_them_in_metrics(service: engine.RunningContainer) -> None:
+def test_container_logs_prediction_events_and_counts_them_in_metrics(service: containers.RunningContainer) -> None:
     status, body = post(service.url + "/predict", {"text": "The cats sleep quietly."})
     assert status == 200
     events = [json.loads(line) for line in service.logs().splitlines() if line.startswith('{"timestamp"')]
@@ -82,7 +83,7 @@ def test_container_logs_prediction_events_and_counts_them_in_metrics(service: en
     assert counted == len(events)
 
 
-def test_container_rejects_bad_input_with_4xx(service: engine.RunningContainer) -> None:
+def test_container_rejects_bad_input_with_4xx(service: containers.RunningContainer) -> None:
     status, body = post(service.url + "/predict", {"text": "   "})
     assert status == 422
     assert "text is only whitespace" in body["error"]
@@ -90,17 +91,17 @@ def test_container_rejects_bad_input_with_4xx(service: engine.RunningContainer) 
     assert status == 422
 
 
-def test_healthcheck_reports_healthy(service: engine.RunningContainer) -> None:
-    engine.wait_healthy(service.cid, timeout_s=60, engine=service.engine)
+def test_healthcheck_reports_healthy(service: containers.RunningContainer) -> None:
+    containers.wait_healthy(service.cid, timeout_s=60, engine=service.engine)
 
 
-def test_runs_as_an_unprivileged_user(image: str, service: engine.RunningContainer) -> None:
+def test_runs_as_an_unprivileged_user(image: str, service: containers.RunningContainer) -> None:
     assert engine.inspect_image(image, service.engine)["config"]["User"] == "10001:10001"
-    assert engine.exec_in(service.cid, "id", "-u", engine=service.engine).strip() == "10001"
+    assert containers.exec_in(service.cid, "id", "-u", engine=service.engine).strip() == "10001"
 
 
 def test_image_holds_only_the_service_and_the_model(image: str, container_engine: str, exported: dict) -> None:
-    listing = engine.run_to_completion(image, "find", "/app", "-type", "f", engine=container_engine).stdout.split()
+    listing = containers.run_to_completion(image, "find", "/app", "-type", "f", engine=container_engine).stdout.split()
     expected_model = {f"/app/model/{p.name}" for p in exported["export_dir"].iterdir()}
     assert set(listing) == {f"/app/{name}" for name in APP_FILES} | expected_model
 
@@ -111,7 +112,7 @@ def test_no_secret_in_any_layer_env_or_history(image: str, container_engine: str
     assert not [name for name in env_names if any(word in name for word in ("KEY", "SECRET", "TOKEN", "PASSWORD"))]
     assert CANARY not in json.dumps(details)
     # Every file of every layer, read inside the image: the canary from the build context is nowhere.
-    result = engine.run_to_completion(
+    result = containers.run_to_completion(
         image, "grep", "-rlF", CANARY, "/", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev",
         user="0", engine=container_engine,
     )  # fmt: skip
@@ -119,7 +120,7 @@ def test_no_secret_in_any_layer_env_or_history(image: str, container_engine: str
 
 
 def test_missing_model_stops_the_container_with_a_clear_message(image: str, container_engine: str) -> None:
-    result = engine.run_to_completion(image, env={"MODEL_DIR": "/app/no-model-here"}, engine=container_engine)
+    result = containers.run_to_completion(image, env={"MODEL_DIR": "/app/no-model-here"}, engine=container_engine)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "cannot start the service: no ONNX export at /app/no-model-here" in output, output

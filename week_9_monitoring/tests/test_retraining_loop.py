@@ -4,228 +4,29 @@ served traffic, drift check, labelling queue, `dvc repro`, promotion and refusal
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from errors import CourseError
 from helpers.dvc_project import Project, md5
-from monitoring.labelling_queue import QueueItem, read_queue_csv, write_queue_csv
-from monitoring.promote import decide
+from helpers.loop_files import csv_rows, data_version
+from monitoring.labelling_queue import read_queue_csv, write_queue_csv
 from schemas import MAX_BATCH_ITEMS
-from source import WEEK_DIR
 from support.local_server import local_server
-from support.shifted_text import other_domain_rows, validation_half
+from support.ops_grammar import other_domain_rows
+from support.shifted_text import validation_half
 
 # The first production model is a deliberately weak one-epoch run on v1 (MCC about 0.09 here); the
 # retrained one gets two epochs on v3 (about 0.3). The gap is far wider than what another machine's
 # arithmetic could move, so promotion and refusal cannot flip; longer runs would only cost time.
 FIRST_RUN = {"train.max_epochs": "1", "train.max_length": "32"}
 RETRAINING = {"train.max_epochs": "2"}
-# What monitoring/labelled_data.py needs to run on its own, for the fast tests of its checks.
-LABELLED_DATA_FILES = ["-m", "monitoring.labelled_data", "prepare_data.py", "errors.py", "source.py", "params.yaml"]
-
-
-def queue_item(rank: int, sentence: str, label: str) -> QueueItem:
-    """A queue row as monitoring/labelling_queue.py writes it, with `label` as an annotator filled it in."""
-    return QueueItem(rank, sentence, "acceptable", 0.6, 0.5, "uncertain: margin 0.20", 1, label)
-
-
-def csv_rows(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def data_version(week: Path) -> str:
-    return yaml.safe_load((week / "params.yaml").read_text())["data"]["version"]
-
-
-# ----------------------------------------------------------------------------- the checks, no training
-
-
-@pytest.fixture
-def week(tmp_path: Path) -> Path:
-    """A folder with just what monitoring/labelled_data.py reads and writes: the data, params.yaml, the scripts."""
-    for name in LABELLED_DATA_FILES:
-        shutil.copy2(WEEK_DIR / name, tmp_path / name)
-    shutil.copytree(WEEK_DIR / "data", tmp_path / "data")
-    return tmp_path
-
-
-def labelled_data(week: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "monitoring.labelled_data", *args], cwd=week, capture_output=True, text=True, timeout=60
-    )
-
-
-def test_unknown_labels_and_empty_sentences_are_errors_naming_their_lines(week: Path) -> None:
-    items = [
-        queue_item(1, "The server crashes.", "acceptable"),
-        queue_item(2, "The server crash.", "maybe"),  # line 3
-        queue_item(3, "The servers crash.", "unacceptable"),
-        queue_item(4, "   ", "1"),  # line 5
-        queue_item(5, "A node fails.", "yes"),  # line 6
-        queue_item(6, "", ""),  # empty and unlabelled: skipped, not an error
-    ]
-    write_queue_csv(items, week / "filled.csv")
-    params_before = (week / "params.yaml").read_bytes()
-    result = labelled_data(week, "filled.csv")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    assert "filled.csv: 3 row(s) cannot be used" in result.stderr
-    assert "line 3: label 'maybe' is not one of acceptable, unacceptable, 1, 0" in result.stderr
-    assert "line 5: the sentence is empty" in result.stderr
-    assert "line 6: label 'yes'" in result.stderr
-    assert "fix these lines" in result.stderr
-    # Nothing was written: no batch, no new version.
-    assert not (week / "data" / "labelled").exists()
-    assert (week / "params.yaml").read_bytes() == params_before
-
-
-def test_a_sentence_labelled_both_ways_is_an_error(week: Path) -> None:
-    write_queue_csv([queue_item(1, "The node fails.", "1"), queue_item(2, "The node fails.", "0")], week / "f.csv")
-    result = labelled_data(week, "f.csv")
-    assert result.returncode == 2
-    assert "line 3: the same sentence as line 2, but labelled unacceptable here and acceptable there" in result.stderr
-
-
-def test_missing_label_column_and_missing_file_say_what_to_use(week: Path) -> None:
-    (week / "no_label.csv").write_text("rank,sentence\n1,The node fails.\n")
-    result = labelled_data(week, "no_label.csv")
-    assert result.returncode == 2
-    assert "has no label column (its columns: rank, sentence)" in result.stderr
-    assert "monitoring/labelling_queue.py" in result.stderr
-    result = labelled_data(week, "missing.csv")
-    assert result.returncode == 2
-    assert "cannot read the labelling CSV missing.csv" in result.stderr
-
-
-def test_unlabelled_rows_are_skipped_counted_and_reported(week: Path) -> None:
-    items = [
-        queue_item(1, "The server crashes.", "acceptable"),
-        queue_item(2, "The server crash.", ""),  # line 3
-        queue_item(3, "The servers crash.", " Unacceptable "),
-        queue_item(4, "Every node fails.", ""),  # line 5
-        queue_item(5, "Every node fail.", "0"),
-        queue_item(6, "The admin restarts the job.", "1"),
-    ]
-    write_queue_csv(items, week / "filled.csv")
-    check = labelled_data(week, "filled.csv", "--check")
-    assert check.returncode == 0, check.stderr
-    assert "2 left unlabelled, skipped (lines 3, 5)" in check.stdout and "--check: nothing written" in check.stdout
-    assert not (week / "data" / "labelled").exists() and data_version(week) == "v1"
-
-    result = labelled_data(week, "filled.csv")
-    assert result.returncode == 0, result.stderr
-    assert "filled.csv: 6 rows" in result.stdout
-    assert "4 labelled and new: 2 acceptable, 2 unacceptable" in result.stdout
-    assert "2 left unlabelled, skipped (lines 3, 5)" in result.stdout
-    assert "params.yaml: data.version v1 -> v3" in result.stdout
-    batch = csv_rows(week / "data" / "labelled" / "v3.csv")
-    assert batch == [  # sorted by sentence: the same rows always make the same batch
-        {"sentence": "Every node fail.", "label": "0"},
-        {"sentence": "The admin restarts the job.", "label": "1"},
-        {"sentence": "The server crashes.", "label": "1"},
-        {"sentence": "The servers crash.", "label": "0"},
-    ]
-    assert data_version(week) == "v3"
-    assert "# v1: 2,000 training sentences" in (week / "params.yaml").read_text()  # comments kept
-
-
-def test_a_queue_nobody_labelled_is_refused(week: Path) -> None:
-    write_queue_csv([queue_item(1, "The server crashes.", ""), queue_item(2, "A node fails.", "")], week / "f.csv")
-    result = labelled_data(week, "f.csv")
-    assert result.returncode == 2
-    assert "none of its 2 rows has a label yet" in result.stderr
-    assert not (week / "data" / "labelled").exists()
-
-
-def test_sentences_already_in_the_data_are_reported_and_left_out(week: Path) -> None:
-    train = csv_rows(week / "data" / "train.csv")
-    validation = csv_rows(week / "data" / "validation.csv")
-    flipped = "unacceptable" if train[1]["label"] == "1" else "acceptable"
-    items = [
-        queue_item(1, train[0]["sentence"], train[0]["label"]),  # line 2: in training, same label
-        queue_item(2, train[1]["sentence"], flipped),  # line 3: in training, another label
-        queue_item(3, validation[0]["sentence"], validation[0]["label"]),  # line 4: must stay out of training
-        queue_item(4, "The server crashes.", "1"),
-        queue_item(5, "The server crashes.", "acceptable"),  # line 6: repeats line 5
-    ]
-    write_queue_csv(items, week / "filled.csv")
-    result = labelled_data(week, "filled.csv")
-    assert result.returncode == 0, result.stderr
-    assert "2 already in the training data, left out (lines 2, 3)" in result.stdout
-    assert f"labelled differently there: line 3 ({flipped} here" in result.stdout
-    assert "1 in the validation set, left out (line 4)" in result.stdout
-    assert "line 6 repeats line 5" in result.stdout
-    assert csv_rows(week / "data" / "labelled" / "v3.csv") == [{"sentence": "The server crashes.", "label": "1"}]
-
-    # A later batch is checked against the earlier ones too, and makes the next version.
-    write_queue_csv([queue_item(1, "The server crashes.", "1"), queue_item(2, "A node fails.", "1")], week / "b.csv")
-    result = labelled_data(week, "b.csv")
-    assert result.returncode == 0, result.stderr
-    assert "1 already in the training data, left out (line 2)" in result.stdout
-    assert "data.version v3 -> v4" in result.stdout
-    # Nothing new at all is an error, not an empty batch.
-    result = labelled_data(week, "b.csv")
-    assert result.returncode == 2
-    assert "nothing new to train on" in result.stderr
-    assert not (week / "data" / "labelled" / "v5.csv").exists()
-
-
-def test_each_version_is_v2_plus_the_batches_up_to_it(week: Path) -> None:
-    write_queue_csv([queue_item(1, "The server crashes.", "1")], week / "a.csv")
-    write_queue_csv([queue_item(1, "A node fails.", "1"), queue_item(2, "A node fail.", "0")], week / "b.csv")
-    assert labelled_data(week, "a.csv").returncode == 0
-    assert labelled_data(week, "b.csv").returncode == 0
-
-    def prepare(version: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "prepare_data.py", "--version", version, "--out-dir", f"out/{version}"]
-        return subprocess.run(command, cwd=week, capture_output=True, text=True, timeout=60)
-
-    labelled = {"v2": [], "v3": ["The server crashes."], "v4": ["The server crashes.", "A node fail.", "A node fails."]}
-    for version, extra in labelled.items():
-        assert prepare(version).returncode == 0
-        rows = csv_rows(week / "out" / version / "train.csv")
-        assert len(rows) == 3000 + len(extra)
-        assert [row["sentence"] for row in rows[3000:]] == extra
-        assert [int(row["idx"]) for row in rows] == list(range(len(rows)))
-        assert csv_rows(week / "out" / version / "validation.csv") == csv_rows(week / "data" / "validation.csv")
-    result = prepare("v5")
-    assert result.returncode == 2
-    assert "v5.csv is not in" in result.stderr and "one of v1, v2, v3, v4" in result.stderr
-    # Every file in data/ is an input of the prepare stage: a stray one is named, not ignored.
-    (week / "data" / "labelled" / "extra.csv").write_text("sentence,label\n")
-    result = prepare("v4")
-    assert result.returncode == 2
-    assert "extra.csv is not a labelled batch" in result.stderr
-
-
-def scored(mcc: float, validation_md5: str = "same") -> dict:
-    """A candidate or production record as monitoring/promote.py keeps them."""
-    return {
-        "model_version": f"v9-{mcc}",
-        "data_version": "v9",
-        "metrics": {"mcc": mcc},
-        "validation_md5": validation_md5,
-    }
-
-
-def test_the_rule_promotes_ties_and_refuses_a_lower_mcc() -> None:
-    assert decide(scored(0.30), None) == (True, "there is no production model yet: the first model is promoted")
-    assert decide(scored(0.30), scored(0.30)) == (True, "candidate mcc 0.3000 >= production mcc 0.3000")
-    assert decide(scored(0.2999), scored(0.30)) == (False, "candidate mcc 0.2999 < production mcc 0.3000")
-    with pytest.raises(CourseError, match="evaluated on another validation set"):
-        decide(scored(0.9, "other"), scored(0.3))
 
 
 # ----------------------------------------------------------------------------- the loop, for real
@@ -374,7 +175,8 @@ def test_drift_without_labels_says_how_to_write_the_queue(project: Project, traf
     not_yet = traffic["folder"] / "not-yet.csv"
     result = project.run(
         "python",
-        "-m", "monitoring.continuous_training",
+        "-m",
+        "monitoring.continuous_training",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
@@ -396,7 +198,8 @@ def retrained(project: Project, traffic: dict) -> dict:
     queue, filled = traffic["folder"] / "queue.csv", traffic["folder"] / "filled.csv"
     made = project.run(
         "python",
-        "-m", "monitoring.labelling_queue",
+        "-m",
+        "monitoring.labelling_queue",
         "--events",
         str(traffic["drifted"]),
         "--out",
@@ -420,7 +223,8 @@ def retrained(project: Project, traffic: dict) -> dict:
 
     result = project.run(
         "python",
-        "-m", "monitoring.continuous_training",
+        "-m",
+        "monitoring.continuous_training",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
@@ -477,7 +281,8 @@ def test_the_same_labelled_csv_twice_waits_for_new_labels(project: Project, traf
     before = production_files(project.week)
     result = project.run(
         "python",
-        "-m", "monitoring.continuous_training",
+        "-m",
+        "monitoring.continuous_training",
         "--events",
         str(traffic["drifted"]),
         "--labelled",
