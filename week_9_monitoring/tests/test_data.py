@@ -7,7 +7,7 @@ import torch
 
 from data import ColaDataModule, load_cola
 from errors import CourseError
-from source import base_model_name
+from source import base_model_name, read_split
 
 BATCH, MAX_LENGTH = 16, 32
 
@@ -60,3 +60,36 @@ def test_missing_data_file_names_the_file(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("data.OFFLINE_DATA_DIR", tmp_path)
     with pytest.raises(CourseError, match="train.csv is missing"):
         load_cola("offline")
+
+
+def test_read_split_gives_typed_rows_in_file_order() -> None:
+    """The same rows, in the same order, as training reads through `datasets`."""
+    rows = read_split("validation")
+    validation = load_cola("offline")["validation"]
+    assert set(rows[0]) == {"sentence", "label", "idx"}
+    assert [row["sentence"] for row in rows] == validation["sentence"]
+    assert [row["label"] for row in rows] == validation["label"]
+    assert [row["idx"] for row in rows] == validation["idx"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "validation.csv is missing"),
+        (b"sentence,label,idx\nA dog runs.,yes,0\n", "ValueError"),
+        (b"sentence,idx\nA dog runs.,0\n", "KeyError"),
+        (b"\xff\xfe not a csv \x00\x01", "UnicodeDecodeError"),
+    ],
+)
+def test_read_split_names_the_file_and_the_fix(tmp_path, content: bytes | None, problem: str) -> None:
+    if content is not None:
+        (tmp_path / "validation.csv").write_bytes(content)
+    with pytest.raises(CourseError, match=problem) as raised:
+        read_split("validation", tmp_path)
+    assert str(tmp_path / "validation.csv") in str(raised.value)
+    assert "git checkout -- data` or `make bundle" in str(raised.value)
+
+
+def test_read_split_refuses_an_unknown_split() -> None:
+    with pytest.raises(CourseError, match="unknown split 'test': use one of train, validation"):
+        read_split("test")
