@@ -1,6 +1,6 @@
 """The classifier as an AWS Lambda function: the ONNX model behind API Gateway, or invoked directly.
 
-Events it accepts (see tests/events/ for a full example of each):
+Events it accepts (see tests/fixtures/events/ for a full example of each):
   API Gateway REST API, Lambda proxy (payload 1.0)   {"httpMethod": "POST", "body": "{\"text\": ...}", ...}
   API Gateway HTTP API (payload 2.0)                 {"version": "2.0", "requestContext": {"http": ...}, "body": ...}
   a direct invocation (aws lambda invoke, a test)    {"sentence": "..."}

@@ -26,7 +26,7 @@ from errors import CourseError, run_cli
 from inference_onnx import EXPORT_DIR
 from source import WEEK_DIR
 
-EVENT = WEEK_DIR / "tests" / "events" / "http_v2.json"
+EVENT = WEEK_DIR / "tests" / "fixtures" / "events" / "http_v2.json"
 TARGET_COLD_S = 1.5
 
 # Runs in the fresh process: import (= init: the model loads), answer one event, then warm ones.

@@ -146,6 +146,8 @@ def build_context(exported: dict, tmp_path_factory: pytest.TempPathFactory) -> P
     for path in WEEK_DIR.iterdir():
         if path.is_file():
             shutil.copy2(path, context / path.name)
+    # The package the images import the event modules from (.dockerignore lets in only those).
+    shutil.copytree(WEEK_DIR / "monitoring", context / "monitoring", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(exported["export_dir"], context / "artifacts" / "onnx")
     # What a learner's folder also holds: keys in .env, a checkpoint, a W&B run. .dockerignore must keep them out.
     (context / ".env").write_text(f"AWS_SECRET_ACCESS_KEY={CANARY}\nWANDB_API_KEY={CANARY}\n")
