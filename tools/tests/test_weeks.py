@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import weeks
+from tools import week_files, weeks
 from tools.weeks import END_MARK, START_MARK
 
 W0, W1, W2, W3 = "week_0_base", "week_1_next", "week_2_more", "week_3_last"
@@ -125,7 +125,7 @@ def repo(tmp_path: Path) -> Path:
 def test_clean_repo_passes(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = check_output(repo, capsys)
     assert code == 0, out
-    assert out.strip() == "4 weeks checked, all declarations hold"
+    assert out.strip() == "4 weeks checked in the files on disk (no git commit to compare), all declarations hold"
 
 
 def test_clean_repo_passes_without_git(
@@ -136,7 +136,7 @@ def test_clean_repo_passes_without_git(
     root = build_repo(tmp_path, use_git=False)
     write(root / W1 / "__pycache__" / "train.cpython-311.pyc", "cache")
     write(root / W2 / ".pytest_cache" / "v" / "x", "cache")
-    assert weeks._in_git_work_tree(root) is False
+    assert week_files.in_git_work_tree(root) is False
     code, out = check_output(root, capsys)
     assert code == 0, out
     # Without git nothing is ignored except the caches: a new file is reported.
@@ -156,9 +156,7 @@ def test_find_weeks_orders_by_number(tmp_path: Path) -> None:
     ]
 
 
-def test_undeclared_change_fails_naming_the_file(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_undeclared_change_fails_naming_the_file(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W2 / "train.py", "print('fixed')\n")
     code, out = check_output(repo, capsys)
     assert code == 1
@@ -172,9 +170,7 @@ def test_undeclared_change_fails_naming_the_file(
     assert "Traceback" not in out
 
 
-def test_declared_changed_but_identical_fails(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_declared_changed_but_identical_fails(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W1 / "train.py", FILES[f"{W0}/train.py"])
     write(repo / W2 / "train.py", FILES[f"{W0}/train.py"])
     write(repo / W3 / "train.py", FILES[f"{W0}/train.py"])
@@ -211,9 +207,7 @@ def test_undeclared_new_file_fails(repo: Path, capsys: pytest.CaptureFixture[str
     assert f"{W3}/extra.py is new (not in {W2}) but week.toml does not declare it" in out
 
 
-def test_declared_added_but_already_present_fails(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_declared_added_but_already_present_fails(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W3 / "week.toml", TOMLS[W3] + '\n[added]\n"train.py" = "again"\n')
     weeks.write_readmes(repo)
     code, out = check_output(repo, capsys)
@@ -221,9 +215,7 @@ def test_declared_added_but_already_present_fails(
     assert f"declares train.py under [added] but {W2}/train.py already exists" in out
 
 
-def test_declared_removed_but_still_present_fails(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_declared_removed_but_still_present_fails(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W2 / "plots.py", "PLOTS = True\n")
     code, out = check_output(repo, capsys)
     assert code == 1
@@ -247,9 +239,7 @@ def test_folder_entries(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f'declares "data/" under [changed] but nothing under it differs from {W2}' in out
 
 
-def test_folder_entry_without_slash_gets_a_hint(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_folder_entry_without_slash_gets_a_hint(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     toml = TOMLS[W0].replace('"data/"', '"data"')
     write(repo / W0 / "week.toml", toml)
     weeks.write_readmes(repo)
@@ -273,10 +263,7 @@ def test_bad_previous_fails(repo: Path, capsys: pytest.CaptureFixture[str]) -> N
     write(repo / W2 / "week.toml", TOMLS[W2].replace(f'previous = "{W1}"', f'previous = "{W0}"'))
     code, out = check_output(repo, capsys)
     assert code == 1
-    assert (
-        f'{W2}/week.toml says previous = "{W0}" but the week before {W2} is {W1}: '
-        f'set previous = "{W1}"'
-    ) in out
+    assert (f'{W2}/week.toml says previous = "{W0}" but the week before {W2} is {W1}: set previous = "{W1}"') in out
 
 
 def test_declaration_errors(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,9 +281,7 @@ def test_declaration_errors(repo: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert f"{W3}/week.toml is missing" in out
 
 
-def test_invalid_toml_is_reported_not_raised(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_invalid_toml_is_reported_not_raised(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W1 / "week.toml", "title = \n")
     code, out = check_output(repo, capsys)
     assert code == 1
@@ -310,9 +295,7 @@ def test_week_toml_is_never_compared(repo: Path, capsys: pytest.CaptureFixture[s
 # ---------------------------------------------------------------------------- git handling
 
 
-def test_gitignored_and_deleted_files_are_not_considered(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_gitignored_and_deleted_files_are_not_considered(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W2 / "artifacts" / "model.ckpt", "weights")
     write(repo / W3 / "__pycache__" / "util.cpython-311.pyc", "cache")
     git(repo, "add", "-A")
@@ -345,9 +328,7 @@ def test_readme_section_rendering(repo: Path) -> None:
     assert removed.index("| added |") < removed.index("| changed |") < removed.index("| removed |")
 
 
-def test_stale_readme_fails_and_readme_fixes_it(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_stale_readme_fails_and_readme_fixes_it(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(repo / W1 / "week.toml", TOMLS[W1].replace("prints v1", "prints version one"))
     code, out = check_output(repo, capsys)
     assert code == 1
@@ -374,9 +355,7 @@ def test_readme_without_markers_fails(repo: Path, capsys: pytest.CaptureFixture[
 # ------------------------------------------------------------------------------------ sync
 
 
-def test_sync_copies_forward_and_stops_at_a_declaring_week(
-    repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_sync_copies_forward_and_stops_at_a_declaring_week(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fixed = "def helper():\n    return 0  # fixed\n"
     write(repo / W0 / "util.py", fixed)
     code, out = check_output(repo, capsys)
@@ -438,6 +417,50 @@ def test_repository_ignores_a_learners_env_files() -> None:
     assert kept.returncode == 1  # the template stays tracked
 
 
+def commit_all(root: Path) -> None:
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=Course", "-c", "user.email=course@example.com", "commit", "-q", "-m", "the course")
+
+
+def test_check_compares_the_last_commit_and_lists_a_learners_files(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit_all(repo)
+    # What doing the course leaves: an edited tracked file, a new output, and a file of keys.
+    write(repo / W3 / "util.py", "def helper():\n    return 4  # the learner's edit\n")
+    write(repo / W2 / "metrics.json", '{"acc": 0.7}\n')
+    write(repo / W1 / ".env", "WANDB_API_KEY=not-a-real-key\n")
+    code, out = check_output(repo, capsys)
+    assert code == 0, out
+    assert "4 weeks checked in the last commit (HEAD " in out
+    assert (
+        f"not checked: 2 file(s) in the week folders differ from the last commit ({W2}/metrics.json, {W3}/util.py)"
+        in out
+    )
+    assert ".env" not in out
+    # The same files on disk are what a developer checks before committing: both are problems there.
+    assert run(repo, "check", "--worktree") == 1
+    out = capsys.readouterr().out
+    assert f"{W2}/metrics.json is new (not in {W1})" in out
+    assert "in the files on disk; see above" in out
+    # Committed, the change is part of the course: the default check sees it.
+    commit_all(repo)
+    code, out = check_output(repo, capsys)
+    assert code == 1 and f"{W2}/metrics.json is new (not in {W1})" in out and "not checked" not in out
+
+
+def test_diff_shows_the_committed_lesson_unless_asked_for_the_files_on_disk(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit_all(repo)
+    write(repo / W1 / "train.py", "print('mine')\n")
+    assert run(repo, "diff", "1") == 0
+    out = capsys.readouterr().out
+    assert "+print('v1')\n" in out and "mine" not in out
+    assert run(repo, "diff", "1", "--worktree") == 0
+    assert "+print('mine')\n" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------ diff
 
 
@@ -493,8 +516,10 @@ def test_ci_matrix_must_list_every_week(repo: Path, capsys: pytest.CaptureFixtur
     code, out = check_output(repo, capsys)
     assert code == 0, out
 
-    write(repo / ".github/workflows/ci.yml", matrix + "".join(f"          - {name}\n" for name in names[:-1])
-          + "          - week_99_gone\n")
+    write(
+        repo / ".github/workflows/ci.yml",
+        matrix + "".join(f"          - {name}\n" for name in names[:-1]) + "          - week_99_gone\n",
+    )
     code, out = check_output(repo, capsys)
     assert code == 1
     assert f"{names[-1]} is not in the week matrix" in out
