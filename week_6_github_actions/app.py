@@ -31,6 +31,18 @@ from settings import read_settings
 log = logging.getLogger("uvicorn.error")
 
 
+class DropStartupTraceback(logging.Filter):
+    """Starlette hands uvicorn the whole traceback of a failed start-up. For a CourseError the one
+    line the lifespan logs says what is wrong and how to fix it, so its traceback is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (text.startswith("Traceback") and "errors.CourseError: " in text)
+
+
+log.addFilter(DropStartupTraceback())
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the model before the first request is accepted; drop it at shutdown."""
@@ -38,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = read_settings()
         app.state.predictor = ColaOnnxPredictor(settings.model_dir, settings.variant, settings.threads)
     except CourseError as error:
-        # Logged on one line first, so it is the line to read in `docker logs`, above uvicorn's traceback.
+        # One line, the one to read in `docker logs`; DropStartupTraceback keeps the traceback out.
         log.error("cannot start the service: %s", error)
         raise
     log.info("model loaded from %s (%s)", settings.model_dir, settings.variant)

@@ -59,7 +59,8 @@ def read_export_config(export_dir: Path) -> dict:
     path = export_dir / CONFIG_NAME
     if not export_dir.is_dir() or not path.is_file():
         raise CourseError(
-            f"no ONNX export at {export_dir}: run `python convert_model_to_onnx.py` first, or pass --export-dir PATH"
+            f"no ONNX export at {export_dir}: make one with `dvc repro` (trains, then exports; a few minutes), "
+            "or `python convert_model_to_onnx.py` if you have trained already, or pass --export-dir PATH"
         )
     try:
         return json.loads(path.read_text())

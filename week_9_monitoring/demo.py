@@ -29,9 +29,6 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-import httpx
-from tqdm import tqdm
-
 from errors import CourseError, run_cli
 from source import WEEK_DIR
 
@@ -132,14 +129,6 @@ def start_api(workspace: Path, events_file: Path, port: int) -> subprocess.Popen
     raise CourseError("the API did not become ready within 60 s")
 
 
-def send_stream(url: str, sentences: list[str]) -> None:
-    with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
-        for sentence in tqdm(sentences, desc="sending sentences", unit="sentence"):
-            answer = client.post("/predict", json={"text": sentence})
-            if answer.status_code != 200:
-                raise CourseError(f"the API answered {answer.status_code} to {sentence!r}: {answer.text}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--sentences", type=int, default=400, help="length of the stream (default 400)")
@@ -153,6 +142,7 @@ def main() -> None:
     from monitoring import drift, labelling_queue, monitoring_report
     from monitoring.prediction_events import read_events
     from support.shifted_text import drifting_stream
+    from support.traffic import send_stream
 
     started = time.monotonic()
     workspace = args.out / "workspace"

@@ -69,7 +69,9 @@ def main() -> None:
     if args.starts < 1 or args.warm < 1:
         raise CourseError("--starts and --warm must be at least 1")
     if not (args.export_dir / "model.onnx").is_file():
-        raise CourseError(f"no model at {args.export_dir}: run `python convert_model_to_onnx.py` first")
+        raise CourseError(
+            f"no model at {args.export_dir}: make one with `dvc repro` (trains, then exports; a few minutes)"
+        )
     runs = [one_cold_start(args.export_dir, args.warm) for _ in tqdm(range(args.starts), desc="cold starts")]
     cold = np.array([run["cold_s"] for run in runs])
     warm_ms = np.array([t for run in runs for t in run["warm_s"]]) * 1000

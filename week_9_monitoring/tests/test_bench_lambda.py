@@ -19,4 +19,5 @@ def test_cold_start_benchmark_prints_cold_and_warm_figures(exported: dict) -> No
 def test_missing_model_is_one_clear_line(tmp_path) -> None:
     result = run_script("-m", "bench.bench_lambda", "--export-dir", str(tmp_path))
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: no model at {tmp_path}: run `python convert_model_to_onnx.py` first"
+    expected = f"error: no model at {tmp_path}: make one with `dvc repro` (trains, then exports; a few minutes)"
+    assert result.stderr.strip() == expected
