@@ -2,14 +2,61 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import lightning as L
 import torch
 import torchmetrics
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers.utils import logging as transformers_logging
 
+from errors import CourseError
 from source import resolve_model_path
 
 LABELS = ["unacceptable", "acceptable"]  # CoLA: 0 = unacceptable, 1 = acceptable
+# A pretrained BERT has no classifier yet (and the offline one no pooler): those weights start new.
+# Its pretraining head (cls.*) is left unused. Anything else missing or left over is a wrong model.
+NEW_WEIGHTS = ("classifier.", "bert.pooler.")
+UNUSED_WEIGHTS = ("cls.",)
+
+
+class LightningTips(logging.Filter):
+    """Lightning's advertising lines (\N{ELECTRIC LIGHT BULB} Tip: install ...) are nothing a learner acts on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LightningTips())
+# Lightning 2.6 calls a torch API that torch 2.13 deprecates, on every run: a warning about
+# Lightning's own code, fixed in a later Lightning, that would scroll past every learner.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated", category=Warning)
+
+
+def load_encoder(model_name: str) -> PreTrainedModel:
+    """The pretrained encoder with a new 2-class head; a model that is not a BERT encoder is refused.
+
+    transformers prints a LOAD REPORT table of every new (MISSING) and unused (UNEXPECTED) weight.
+    For a pretrained encoder under a new head that table is expected, so it is checked here and
+    kept quiet (week 0's README explains it once).
+    """
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model_path(model_name), num_labels=len(LABELS), output_loading_info=True
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    surprising = [key for key in info["missing_keys"] if not key.startswith(NEW_WEIGHTS)]
+    surprising += [key for key in info["unexpected_keys"] if not key.startswith(UNUSED_WEIGHTS)]
+    if surprising:
+        raise CourseError(
+            f"{model_name} does not fit a BERT encoder under a new classifier: weights {sorted(surprising)[:5]} "
+            "are missing or left over; use a BERT checkpoint such as google/bert_uncased_L-2_H-128_A-2"
+        )
+    return model
 
 
 class ColaModel(L.LightningModule):
@@ -19,9 +66,7 @@ class ColaModel(L.LightningModule):
         super().__init__()
         # Saved into the checkpoint, so inference tokenizes exactly as training did.
         self.save_hyperparameters()
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            resolve_model_path(model_name), num_labels=len(LABELS)
-        )
+        self.model = load_encoder(model_name)
         # transformers returns the model in eval mode; training needs dropout switched on.
         self.model.train()
         self.train_acc = torchmetrics.Accuracy(task="binary")

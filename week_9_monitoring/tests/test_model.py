@@ -108,3 +108,25 @@ def test_missing_bundled_model_names_the_fix(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(source, "OFFLINE_MODEL_DIR", tmp_path / "offline_model")
     with pytest.raises(CourseError, match="git checkout -- offline_model` or `make bundle"):
         source.base_model_name("offline")
+
+
+def test_the_base_model_loads_without_a_load_report_and_with_a_new_head(capfd) -> None:
+    from model import load_encoder
+
+    encoder = load_encoder(base_model_name("offline"))
+    assert encoder.classifier.out_features == len(LABELS)
+    assert "LOAD REPORT" not in "".join(capfd.readouterr())
+
+
+def test_a_checkpoint_that_is_not_a_bert_encoder_is_refused(tmp_path) -> None:
+    from transformers import BertModel
+
+    from model import load_encoder
+    from source import resolve_model_path
+
+    encoder = BertModel.from_pretrained(resolve_model_path(base_model_name("offline")))
+    weights = {f"bert.{key}": value for key, value in encoder.state_dict().items()}
+    weights["adapter.weight"] = torch.zeros(2, 2)  # a weight no BERT classifier has
+    encoder.save_pretrained(tmp_path, state_dict=weights)
+    with pytest.raises(CourseError, match=r"weights \['adapter.weight'\] are missing or left over"):
+        load_encoder(str(tmp_path))
