@@ -49,6 +49,9 @@ check-weeks: setup ## every committed week differs from the previous one only as
 check-pins: setup ## every week's requirements.txt agrees with the root pins
 	$(PY) -m tools.pins
 
+readme-check: setup ## run a week's README as a learner would, in a scratch copy: make readme-check WEEK=0
+	$(CONTAINERS_ENV); $(PY) -m tools.readme_check $(WEEK)
+
 diff: setup ## the lesson of a week: make diff WEEK=3
 	@$(PY) -m tools.weeks diff $(WEEK) $(if $(WORKTREE),--worktree)
 
@@ -78,4 +81,4 @@ clean: ## remove what the weeks produced (models, runs, caches); keeps .venv
 	rm -rf week_*/artifacts week_*/wandb week_*/outputs week_*/multirun week_*/mlruns .test-reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help setup setup-actionlint demo test test-week lint check-weeks check-pins diff sync weeks-readme bundle lock clean
+.PHONY: help setup setup-actionlint demo test test-week lint check-weeks check-pins readme-check diff sync weeks-readme bundle lock clean

@@ -4,7 +4,7 @@ The weeks are copies that share module names (data.py, model.py, ...), so one py
 process per week keeps their imports apart. Prints one summary table and a closing line
 `total: N passed, N failed, N skipped`; exits 1 if anything failed or no test ran.
 
-    python -m tools.run_tests               # tools/tests, bundle/tests, then week_0 ... week_9
+    python -m tools.run_tests               # tools/tests, bundle/tests, week_0 ... week_9, then the READMEs
     python -m tools.run_tests --only week_3_dvc
 """
 
@@ -82,12 +82,14 @@ def run_suite(name: str, cwd: Path, target: str, extra: list[str]) -> Outcome:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--only", action="append", help="a week folder (or 'tools', 'bundle'); repeatable")
+    parser.add_argument("--only", action="append", help="a week folder (or 'tools', 'bundle', 'readmes'); repeatable")
     parser.add_argument("pytest_args", nargs="*", help="passed on to every pytest run (after --)")
     args = parser.parse_args()
 
     suites = [("tools", ROOT, "tools/tests"), ("bundle", ROOT, "bundle/tests")]
     suites += [(week.name, week, "tests") for week in find_weeks(ROOT)]
+    # Last: every week's README run as a learner would (tools/readme_check.py), in scratch copies.
+    suites.append(("readmes", ROOT, "tools/readme_tests"))
     if args.only:
         suites = [suite for suite in suites if suite[0] in args.only]
         if not suites:
