@@ -246,6 +246,9 @@ def run_week(week: Path, stream=sys.stdout) -> list[Result]:
                     break
                 results.append(Result(step.line, "ran", "", seconds))
                 print(f"  line {step.line}: ok ({seconds:.0f} s)", file=stream)
+                if step.expected:  # what was compared, for the record (figures vary by CPU)
+                    last = [line for line in output.splitlines() if line.strip()][-4:]
+                    print("    " + "\n    ".join(last), file=stream)
         finally:
             for server in servers:
                 os.killpg(server.pid, 15)
