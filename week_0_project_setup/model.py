@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from errors import CourseError
-from source import resolve_model_path
+from source import HUB_MODEL, resolve_model_path
 
 LABELS = ["unacceptable", "acceptable"]  # CoLA: 0 = unacceptable, 1 = acceptable
 # A pretrained BERT has no classifier yet (and the offline one no pooler): those weights start new.
@@ -21,25 +21,18 @@ NEW_WEIGHTS = ("classifier.", "bert.pooler.")
 UNUSED_WEIGHTS = ("cls.",)
 
 
-class LightningTips(logging.Filter):
-    """Lightning's advertising lines (\N{ELECTRIC LIGHT BULB} Tip: install ...) are nothing a learner acts on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
-
-
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(LightningTips())
-# Lightning 2.6 calls a torch API that torch 2.13 deprecates, on every run: a warning about
-# Lightning's own code, fixed in a later Lightning, that would scroll past every learner.
+# Lightning's advertising lines ("\N{ELECTRIC LIGHT BULB} Tip: install ...") are nothing a learner acts on.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+)
+# Lightning 2.6 calls an API torch 2.13 deprecates: a warning about Lightning's code, on every run.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated", category=Warning)
 
 
 def load_encoder(model_name: str) -> PreTrainedModel:
-    """The pretrained encoder with a new 2-class head; a model that is not a BERT encoder is refused.
+    """The pretrained encoder under a new 2-class head; a model that is not a BERT encoder is refused.
 
-    transformers prints a LOAD REPORT table of every new (MISSING) and unused (UNEXPECTED) weight.
-    For a pretrained encoder under a new head that table is expected, so it is checked here and
-    kept quiet (week 0's README explains it once).
+    transformers' LOAD REPORT of new and unused weights is expected here: checked, then kept quiet.
     """
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
@@ -52,10 +45,8 @@ def load_encoder(model_name: str) -> PreTrainedModel:
     surprising = [key for key in info["missing_keys"] if not key.startswith(NEW_WEIGHTS)]
     surprising += [key for key in info["unexpected_keys"] if not key.startswith(UNUSED_WEIGHTS)]
     if surprising:
-        raise CourseError(
-            f"{model_name} does not fit a BERT encoder under a new classifier: weights {sorted(surprising)[:5]} "
-            "are missing or left over; use a BERT checkpoint such as google/bert_uncased_L-2_H-128_A-2"
-        )
+        wrong = f"weights {sorted(surprising)[:5]} are missing or left over"
+        raise CourseError(f"{model_name} is not a BERT encoder ({wrong}): use one such as {HUB_MODEL}")
     return model
 
 

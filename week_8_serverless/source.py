@@ -99,9 +99,8 @@ def resolve_model_path(name_or_path: str) -> str:
 def read_split(split: str, data_dir: Path | None = None) -> list[dict]:
     """The rows of an offline split, in file order, as {"sentence": str, "label": int, "idx": int}.
 
-    The one reader for code that needs the sentences themselves (tests, benchmarks, drift);
-    training reads the same files through `datasets` (data.py). Needs only the standard library.
-    """
+    For code that needs the sentences themselves (tests, benchmarks, drift); training reads
+    the files through `datasets` (data.py). Standard library only."""
     if split not in SPLITS:
         raise CourseError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     path = Path(data_dir or OFFLINE_DATA_DIR) / f"{split}.csv"
@@ -113,6 +112,5 @@ def read_split(split: str, data_dir: Path | None = None) -> list[dict]:
                 {"sentence": row["sentence"], "label": int(row["label"]), "idx": int(row["idx"])}
                 for row in csv.DictReader(handle)
             ]
-    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:
-        # KeyError: a column is missing; TypeError/ValueError: a short row or a label that is not a number.
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as error:  # bytes, column, value
         raise CourseError(f"cannot read {path} ({type(error).__name__}: {error}): {RESTORE_DATA}") from error

@@ -128,5 +128,7 @@ def test_a_checkpoint_that_is_not_a_bert_encoder_is_refused(tmp_path) -> None:
     weights = {f"bert.{key}": value for key, value in encoder.state_dict().items()}
     weights["adapter.weight"] = torch.zeros(2, 2)  # a weight no BERT classifier has
     encoder.save_pretrained(tmp_path, state_dict=weights)
-    with pytest.raises(CourseError, match=r"weights \['adapter.weight'\] are missing or left over"):
+    with pytest.raises(
+        CourseError, match=r"is not a BERT encoder \(weights \['adapter.weight'\] are missing or left over\)"
+    ):
         load_encoder(str(tmp_path))
