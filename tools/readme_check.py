@@ -40,7 +40,7 @@ from tools.week_files import DiskFiles
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```\n", re.MULTILINE | re.DOTALL)  # indented in a list too
 MARK = re.compile(r"^ *<!-- check: (.+?) -->$")
-NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+NUMBER = re.compile(r"-?\d+(?:[.,]\d+)*(?:e-?\d+)?")
 # Shared with the scratch copy as links: what a week folder reaches with ../ (the environment, tools).
 SHARED = (".venv", "tools", ".github", ".containers")
 STEP_TIMEOUT_S = 900
@@ -123,7 +123,10 @@ def output_matches(expected: str, output: str, within: float | None = None) -> s
             continue
         shown = [float(n.replace(",", "")) for n in NUMBER.findall(wanted)]
         pieces = [NUMBER.sub("\0", piece) for piece in wanted.split("...")]
-        pattern = ".*?".join(re.escape(piece).replace("\0", f"({NUMBER.pattern})") for piece in pieces)
+        # Columns line up differently when the figures differ: any run of spaces matches any other.
+        pattern = ".*?".join(
+            re.sub(r"(\\ )+", r"\\s+", re.escape(piece)).replace("\0", f"({NUMBER.pattern})") for piece in pieces
+        )
         for found in re.compile(pattern).finditer(output, position):
             printed = [float(n.replace(",", "")) for n in found.groups()]
             if within is None or all(

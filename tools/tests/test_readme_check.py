@@ -45,6 +45,9 @@ def test_output_matches_in_order_with_wildcards_and_tolerances() -> None:
     assert output_matches(shown, printed, within=0.01) == "validation: accuracy=0.792 mcc=0.604"
     assert output_matches("validation: ...\nbest checkpoint: x", printed) == "best checkpoint: x"  # order counts
     assert output_matches("week_1", printed, within=0.5) == "week_1"  # integers match exactly
+    # A table whose columns line up differently, with a negative change, still matches.
+    table = "Path  Metric  my-data-v1  workspace  Change\nmetrics.json  mcc  0.4671        0.6036       0.1365"
+    assert output_matches(table, "Path Metric my-data-v1 workspace Change\nmetrics.json mcc 0.21 0.2 -0.01\n") is None
 
 
 def fake_week(root: Path, readme: str) -> Path:
