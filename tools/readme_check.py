@@ -250,7 +250,7 @@ def run_week(week: Path, stream=sys.stdout) -> list[Result]:
                 results.append(Result(step.line, "ran", "", seconds))
                 print(f"  line {step.line}: ok ({seconds:.0f} s)", file=stream)
                 if step.expected:  # what was compared, for the record (figures vary by CPU)
-                    last = [line for line in output.splitlines() if line.strip()][-4:]
+                    last = [line for line in done.stdout.splitlines() if line.strip()][-4:]
                     print("    " + "\n    ".join(last), file=stream)
         finally:
             for server in servers:
