@@ -151,7 +151,9 @@ def scratch_copy(week: Path, into: Path) -> Path:
     for name in SHARED:
         if (week.parent / name).exists():
             (into / name).symlink_to(week.parent / name)
-    (into / ".gitignore").write_text("\n".join(SHARED) + "\n")
+    # The repository's ignore rules, as a clone has them, and the links above.
+    rules = (week.parent / ".gitignore").read_text() if (week.parent / ".gitignore").is_file() else ""
+    (into / ".gitignore").write_text(rules + "\n" + "\n".join(SHARED) + "\n")
     for command in (
         ["git", "init", "-q", "-b", "main"],
         ["git", "add", "-A"],
@@ -252,6 +254,14 @@ def run_week(week: Path, stream=sys.stdout) -> list[Result]:
                 if step.expected:  # what was compared, for the record (figures vary by CPU)
                     last = [line for line in done.stdout.splitlines() if line.strip()][-4:]
                     print("    " + "\n    ".join(last), file=stream)
+            else:  # every step ran: doing the course must leave no file that git would pick up
+                status = subprocess.run(
+                    ["git", "status", "--porcelain", "--untracked-files=all"], cwd=root, capture_output=True, text=True
+                ).stdout
+                untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
+                detail = f"files .gitignore misses: {', '.join(untracked)}" if untracked else ""
+                results.append(Result(0, "failed" if untracked else "ran", detail))
+                print(f"  after the README: {detail or 'git status shows no new file'}", file=stream)
         finally:
             for server in servers:
                 os.killpg(server.pid, 15)

@@ -40,3 +40,11 @@ def test_readme_step(week, step: Step, week_results) -> None:
     result = week_results(week).get(step.line)
     assert result is not None, f"{week.name}/README.md line {step.line} did not run: a step before it failed"
     assert result.status == "ran", f"{week.name}/README.md line {step.line}:\n{result.detail}"
+
+
+@pytest.mark.parametrize("week", find_weeks(ROOT), ids=lambda week: week.name)
+def test_doing_the_week_leaves_no_file_git_would_pick_up(week, week_results) -> None:
+    """After every step, `git status` lists no new file: a learner's outputs are all git-ignored."""
+    result = week_results(week).get(0)
+    assert result is not None, f"{week.name}/README.md: a step failed, so the README did not run to its end"
+    assert result.status == "ran", f"{week.name}/README.md: {result.detail}"

@@ -69,7 +69,7 @@ def test_a_week_runs_in_order_in_a_scratch_copy_and_stops_at_the_first_failure(t
     )
     week = fake_week(tmp_path, readme)
     results = run_week(week, stream=open("/dev/null", "w"))  # noqa: SIM115
-    assert [result.status for result in results] == ["ran", "skipped", "failed"]
+    assert [result.status for result in results] == ["ran", "skipped", "failed"]  # and no end-of-README check
     assert results[1].detail == "it needs a person"
     assert "exit 1, the README expects 0" in results[2].detail and "made" in results[2].detail
     assert not (week / "made.txt").exists()  # the scratch copy, never the week itself
@@ -81,3 +81,12 @@ def test_output_the_readme_shows_but_the_step_did_not_print_fails(tmp_path: Path
     )
     (result,) = run_week(fake_week(tmp_path, readme), stream=open("/dev/null", "w"))  # noqa: SIM115
     assert result.status == "failed" and "the README shows `accuracy=0.79`" in result.detail
+
+
+def test_a_file_git_would_pick_up_after_the_readme_fails_the_week(tmp_path: Path) -> None:
+    readme = SETUP.replace("source ../.venv/bin/activate", "true") + "```bash\necho 1 > drift.json\n```\n"
+    week = fake_week(tmp_path, readme)
+    (tmp_path / ".gitignore").write_text("")
+    results = run_week(week, stream=open("/dev/null", "w"))  # noqa: SIM115
+    assert [result.status for result in results] == ["ran", "failed"]
+    assert results[-1].line == 0 and results[-1].detail == "files .gitignore misses: week_0_fake/drift.json"
