@@ -24,17 +24,22 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from errors import CourseError
 
 
 class PredictionEvent(BaseModel):
     """The fields of one event; the OpenSearch index template maps exactly these."""
+
+    # An unknown field is refused, not silently dropped: the index's `dynamic: strict` would refuse
+    # it too, so an event that carries one is a writer's bug to see in the dead letter.
+    model_config = ConfigDict(extra="forbid")
 
     timestamp: str = Field(description="when the prediction was made, ISO 8601 in UTC")
     event_id: str = Field(
@@ -145,16 +150,49 @@ def parse_event(line: str, where: str = "") -> PredictionEvent:
         raise CourseError(f"{where or 'event'} is not a prediction event ({problems})") from error
 
 
-def read_events(path: Path) -> Iterator[PredictionEvent]:
-    """Every event in a JSON-lines file, in order; blank lines are skipped, anything else is an error."""
+@dataclass(frozen=True)
+class BadLine:
+    """A line of an events file that is not a prediction event, with where it was and why."""
+
+    where: str  # file:line
+    line: str
+    reason: str
+
+
+def read_events(path: Path, bad_lines: list[BadLine] | None = None) -> Iterator[PredictionEvent]:
+    """Every event in a JSON-lines file, in order; blank lines are skipped.
+
+    A last line without its newline is still being written (the API is mid-write): it is left out.
+    A complete line that is not an event (half a line left by a crash or a full disk, a hand edit)
+    is appended to `bad_lines` and skipped, so one broken line never hides the events after it;
+    without a `bad_lines` list it stops the read with a CourseError naming file:line.
+    """
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")
     except OSError as error:
         raise CourseError(
             f"cannot read events from {path} ({error.strerror}): start the API with EVENTS_FILE={path}"
         ) from error
     with handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield parse_event(line, f"{path}:{number}")
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
+                return  # unfinished last line
+            if not raw.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                yield parse_event(raw.decode("utf-8"), where)
+            except (CourseError, UnicodeDecodeError) as error:
+                text = raw.decode("utf-8", errors="replace").rstrip("\n")
+                reason = str(error) if isinstance(error, CourseError) else f"{where} is not UTF-8 ({error.reason})"
+                if bad_lines is None:
+                    raise CourseError(reason) from error
+                bad_lines.append(BadLine(where=where, line=text, reason=reason))
+
+
+def describe_bad_lines(bad_lines: list[BadLine], first: int = 3) -> str:
+    """One line for a report: how many lines were skipped, and the first few of them with their reason."""
+    shown = "; ".join(bad.reason for bad in bad_lines[:first])
+    more = f" (and {len(bad_lines) - first} more)" if len(bad_lines) > first else ""
+    return f"skipped {len(bad_lines)} line(s) that are not prediction events: {shown}{more}"

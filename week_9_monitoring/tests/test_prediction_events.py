@@ -15,7 +15,16 @@ from app import app
 from conftest import import_lambda_handler
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
-from monitoring.prediction_events import EventSink, PredictionEvent, parse_event, read_events, utc_timestamp
+from monitoring.prediction_events import (
+    BadLine,
+    EventSink,
+    PredictionEvent,
+    describe_bad_lines,
+    parse_event,
+    read_events,
+    to_json_line,
+    utc_timestamp,
+)
 from settings import read_settings
 
 SENTENCES = ["The dogs are chasing a cat.", "The dogs is chasing a cat.", "Anna will helps the children."]
@@ -144,6 +153,57 @@ def test_events_round_trip_and_bad_lines_name_file_and_line(tmp_path: Path) -> N
         list(read_events(path))
     with pytest.raises(CourseError, match="start the API with EVENTS_FILE="):
         list(read_events(tmp_path / "missing.jsonl"))
+
+
+def sample_event(number: int) -> PredictionEvent:
+    return PredictionEvent(
+        timestamp=utc_timestamp(),
+        event_id=f"e-{number}",
+        request_id="r",
+        source="api",
+        model_version="v1-12345678",
+        label="acceptable",
+        score=0.9,
+        probabilities={"unacceptable": 0.1, "acceptable": 0.9},
+        latency_ms=1.0,
+        text_length=3,
+        word_count=1,
+        text_sha256="0" * 64,
+    )
+
+
+def test_a_broken_line_is_reported_with_its_line_and_the_events_after_it_are_read(tmp_path: Path) -> None:
+    # What a crash or a full disk leaves: half an event, then the API goes on writing whole ones.
+    first, second, third = (to_json_line(sample_event(n)) for n in range(3))
+    path = tmp_path / "events.jsonl"
+    with open(path, "wb") as handle:
+        handle.write(f"{first}\n{second[:72]}{third}\n".encode())
+        handle.write(b"\xff\xfe not text\n")
+        handle.write(f"{to_json_line(sample_event(3))}\n".encode())
+    bad: list[BadLine] = []
+    assert [event.event_id for event in read_events(path, bad)] == ["e-0", "e-3"]
+    assert [line.where for line in bad] == [f"{path}:2", f"{path}:3"]
+    assert bad[0].line == second[:72] + third and "is not a prediction event" in bad[0].reason
+    assert "is not UTF-8" in bad[1].reason
+    summary = describe_bad_lines(bad)
+    assert summary.startswith("skipped 2 line(s) that are not prediction events") and f"{path}:2" in summary
+    with pytest.raises(CourseError, match=r"events.jsonl:2 is not a prediction event"):
+        list(read_events(path))  # without a list to collect them, a broken line stops the read
+
+
+def test_an_unfinished_last_line_is_left_for_later(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    whole, half = to_json_line(sample_event(0)), to_json_line(sample_event(1))[:40]
+    path.write_text(f"{whole}\n{half}")
+    bad: list[BadLine] = []
+    assert [event.event_id for event in read_events(path, bad)] == ["e-0"] and bad == []
+
+
+def test_an_event_with_an_unknown_field_is_refused_not_stripped() -> None:
+    line = json.loads(to_json_line(sample_event(0)))
+    line["user_email"] = "someone@example.com"
+    with pytest.raises(CourseError, match=r"user_email: Extra inputs are not permitted"):
+        parse_event(json.dumps(line), "events.jsonl:1")
 
 
 def test_timestamps_are_utc_with_milliseconds() -> None:
