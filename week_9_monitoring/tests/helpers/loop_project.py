@@ -1,0 +1,35 @@
+"""The week as the retraining tests start it: a throwaway git+DVC project with the first model made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers.dvc_project import Project
+
+# The first production model is a deliberately weak one-epoch run on v1 (MCC about 0.09); a model
+# retrained on v3 for two epochs gets about 0.3, a gap far wider than another machine's arithmetic
+# could move, so promotion and refusal cannot flip. Longer runs would only cost time.
+FIRST_RUN = {"train.max_epochs": "1", "train.max_length": "32"}
+RETRAINING = {"train.max_epochs": "2"}
+
+
+def first_model_project(root: Path) -> Project:
+    """The week in `root` with data v1 reproduced (`dvc repro`) and committed; nothing promoted yet."""
+    project = Project(root)
+    # As the repository's .gitignore does: production/ is the registry stand-in, outside git.
+    (project.week / ".gitignore").write_text("production/\n")
+    project.set_params(**FIRST_RUN)
+    project.dvc("repro")
+    project.commit("data v1 and its model")
+    return project
+
+
+def record(week: Path) -> dict:
+    """production/model.json, the production record."""
+    return json.loads((week / "production" / "model.json").read_text())
+
+
+def production_listing(week: Path) -> list[str]:
+    """What production/ holds, by name: after a finished install, exactly model.json and onnx."""
+    return sorted(path.name for path in (week / "production").iterdir())
