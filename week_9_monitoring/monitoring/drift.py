@@ -11,8 +11,13 @@ against alpha from monitoring/monitoring.yaml (monitoring/drift_statistics.py li
 table and one verdict. Tests that need the text are "not run" (never "passed") when the events carry
 none (LOG_TEXT=false).
 
+The events file is streamed and only the window is kept, so memory does not grow with the file
+(bench/bench_window_memory.py). A line that is not an event (half a line left by a crash or a full
+disk) is skipped and named on stderr, and everything else is checked; an unfinished last line (the
+API is mid-write) is left for the next check.
+
 Exit codes of `check`: 0 ran (drift or not); 3 drift found with --fail-on-drift (for cron or a
-CI schedule); 2 a problem with the input, explained on one line.
+CI schedule); 2 a problem with the input, explained on one line. Skipped lines do not change it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
@@ -42,7 +49,7 @@ from monitoring.drift_statistics import (
     label_test,
     oov_test,
 )
-from monitoring.prediction_events import PredictionEvent, read_events
+from monitoring.prediction_events import BadLine, PredictionEvent, describe_bad_lines, read_events
 from source import OFFLINE_DATA_DIR, WEEK_DIR
 
 FAIL_ON_DRIFT_EXIT = 3
@@ -62,17 +69,31 @@ def parse_time(text: str) -> datetime:
 
 
 def select_window(
-    events: list[PredictionEvent], last: int | None = None, since: str | None = None
+    events: Iterable[PredictionEvent], last: int | None = None, since: str | None = None
 ) -> list[PredictionEvent]:
-    """The events at or after `since` (an ISO time), then the `last` of them, in file order."""
+    """The events at or after `since` (an ISO time), then the `last` of them, in file order.
+
+    `events` is read once, as it comes: only the window is kept (a deque of at most `last` events),
+    so a generator over a file of any size needs the memory of the window, not of the file.
+    """
     if last is not None and last < 1:
         raise CourseError(f"--last {last}: give a positive number of events")
-    if since is not None:
-        start = parse_time(since)
-        events = [e for e in events if parse_time(e.timestamp) >= start]
-    if last is not None:
-        events = events[-last:]
-    return events
+    start = parse_time(since) if since is not None else None
+    window: deque[PredictionEvent] = deque(maxlen=last)  # maxlen None: keep every event since `since`
+    for event in events:
+        if start is None or parse_time(event.timestamp) >= start:
+            window.append(event)
+    return list(window)
+
+
+def read_window(
+    events_path: Path, bad_lines: list[BadLine], last: int | None = None, since: str | None = None
+) -> list[PredictionEvent]:
+    """The window of the events file, streamed; lines that are not events go to `bad_lines`, the rest is read.
+
+    An unfinished last line (the API is mid-write) is left for the next check.
+    """
+    return select_window(read_events(events_path, bad_lines), last=last, since=since)
 
 
 # ----------------------------------------------------------------------------------- the check
@@ -178,10 +199,14 @@ def run_check(
     config: MonitoringConfig | None = None,
     last: int | None = None,
     since: str | None = None,
+    bad_lines: list[BadLine] | None = None,
 ) -> DriftReport:
-    """Read the events file, select the window, and check it against the reference."""
+    """Read the window of the events file and check it against the reference.
+
+    Lines that are not events are skipped and appended to `bad_lines` (pass a list to report them).
+    """
     config = config or load_config()
-    events = select_window(list(read_events(events_path)), last=last, since=since)
+    events = read_window(events_path, [] if bad_lines is None else bad_lines, last=last, since=since)
     reference = load_reference(Path(reference_path or config.reference_path()))
     return check_drift(events, reference, config)
 
@@ -218,7 +243,12 @@ def main() -> None:
         )
         return
 
-    report = run_check(args.events, args.reference, config, args.last, args.since)
+    bad_lines: list[BadLine] = []
+    try:
+        report = run_check(args.events, args.reference, config, args.last, args.since, bad_lines)
+    finally:  # also when the window is too small: the skipped lines may be why
+        if bad_lines:
+            print(describe_bad_lines(bad_lines), file=sys.stderr)
     print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

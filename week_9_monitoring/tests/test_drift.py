@@ -13,7 +13,7 @@ from errors import CourseError
 from helpers.prediction_windows import predict_events, write_events
 from inference_onnx import ColaOnnxPredictor
 from monitoring import drift
-from monitoring.prediction_events import PredictionEvent
+from monitoring.prediction_events import PredictionEvent, to_json_line
 from support import shifted_text
 
 WINDOW = 100
@@ -229,3 +229,75 @@ def test_cli_builds_the_reference_and_exits_3_on_drift(
     assert small.returncode == 2
     assert "error: the window has 10 events, fewer than drift.min_window=50" in small.stderr
     assert "Traceback" not in small.stderr
+
+
+# ----------------------------------------------------------------------------- a file under faults (issue 18)
+
+
+def half_line(event: PredictionEvent) -> str:
+    """The first 72 bytes of an event's line: what a killed API or a full disk leaves behind."""
+    return to_json_line(event)[:72]
+
+
+def test_select_window_streams_and_keeps_the_same_window(holdout_events: list[PredictionEvent]) -> None:
+    events = holdout_events[:200]
+    since = events[120].timestamp
+    # a generator is read once; the window is what the list version gave: filter by time, then the last N
+    assert drift.select_window(iter(events), last=30) == events[-30:]
+    assert drift.select_window(iter(events), since=since) == events[120:]
+    assert drift.select_window(iter(events), last=500, since=since) == events[120:]
+    assert drift.select_window(iter(events), last=10, since=since) == events[190:]
+    assert drift.select_window(iter(events)) == events
+    with pytest.raises(CourseError, match="--last 0: give a positive number"):
+        drift.select_window(iter(events), last=0)
+
+
+def test_a_half_line_is_skipped_and_named_and_the_rest_is_checked(
+    holdout_events: list[PredictionEvent], reference: drift.Reference, tmp_path: Path
+) -> None:
+    events = holdout_events[:WINDOW]
+    events_file = tmp_path / "events.jsonl"
+    # line 41 is half an event followed by a whole one (the API killed mid-write, then restarted)
+    lines = [to_json_line(e) for e in events[:40]] + [half_line(events[40])] + [to_json_line(e) for e in events[40:]]
+    events_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reference_file = drift.save_reference(reference, tmp_path / "reference.json")
+    args = ["-m", "monitoring.drift", "check", "--events", str(events_file), "--reference", str(reference_file)]
+
+    result = run_script(*args, "--fail-on-drift", "--json", str(tmp_path / "drift.json"))
+    assert result.returncode == 0, result.stderr
+    assert f"window: {WINDOW} events from {events[0].timestamp} to {events[-1].timestamp}" in result.stdout
+    assert "overall: no drift (6 tests ran)" in result.stdout
+    assert "skipped 1 line(s) that are not prediction events" in result.stderr
+    assert f"{events_file}:41 is not a prediction event" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads((tmp_path / "drift.json").read_text())["window_size"] == WINDOW
+
+    # --last counts events, not lines: the broken line takes no place in the window
+    last = run_script(*args, "--last", "60")
+    assert last.returncode == 0, last.stderr
+    assert f"window: 60 events from {events[40].timestamp}" in last.stdout
+
+    # a window too small still names the skipped line: it may be why
+    small = run_script(*args, "--last", "10")
+    assert small.returncode == 2
+    assert "fewer than drift.min_window=50" in small.stderr and f"{events_file}:41" in small.stderr
+
+
+def test_the_api_mid_write_on_the_last_line_is_left_for_the_next_check(
+    holdout_events: list[PredictionEvent], reference: drift.Reference, config: drift.MonitoringConfig, tmp_path: Path
+) -> None:
+    events = holdout_events[: WINDOW + 1]
+    events_file = write_events(tmp_path / "events.jsonl", events[:WINDOW])
+    whole = to_json_line(events[WINDOW]) + "\n"
+    with open(events_file, "a", encoding="utf-8") as handle:
+        handle.write(whole[:72])  # the API has written part of its line, not the newline yet
+    bad_lines: list = []
+    assert drift.read_window(events_file, bad_lines) == events[:WINDOW]
+    assert bad_lines == []  # not broken, only unfinished
+    report = drift.run_check(events_file, drift.save_reference(reference, tmp_path / "r.json"), config, last=50)
+    assert report.window_end == events[WINDOW - 1].timestamp
+
+    with open(events_file, "a", encoding="utf-8") as handle:
+        handle.write(whole[72:])  # the API finishes the line
+    assert drift.read_window(events_file, bad_lines, last=1) == [events[WINDOW]]
+    assert bad_lines == []
