@@ -10,7 +10,9 @@ log event whose message is such a line is shipped with monitoring/shipper.py (_i
 else in the group (Lambda's START / END / REPORT lines, log lines) is counted as skipped.
 
 Failure policy: OpenSearch refusing an event, or not answering, or a line that looks like an event
-(JSON with an event_id) but is not a valid one, is a failure. The function logs the count and the
+(JSON with an event_id) but is not a valid one, is a failure. An event with a field the event does
+not define is such a line: it is refused, never shipped without that field (PredictionEvent
+forbids unknown fields, as the index's `dynamic: strict` mapping does). The function logs the count and the
 first reasons, then raises. A subscription invokes it asynchronously, so Lambda retries the same
 batch twice; the events that were shipped are overwritten, not duplicated. If it still fails, Lambda
 sends the batch to the function's on-failure destination: configure one (an SQS queue) so that

@@ -28,7 +28,7 @@ from opensearchpy import ConnectionError, ConnectionTimeout, OpenSearch, Transpo
 
 from errors import CourseError
 from monitoring.event_index import INDEX_PATTERN, ensure_template, index_name
-from monitoring.prediction_events import PredictionEvent, utc_timestamp
+from monitoring.prediction_events import BadLine, PredictionEvent, utc_timestamp
 
 log = logging.getLogger("shipper")
 
@@ -68,14 +68,16 @@ class Rejected:
 
 @dataclass
 class ShipResult:
-    """What one call shipped: the count acknowledged and every refused event."""
+    """What one call shipped: the count acknowledged, every refused event, every line that was not an event."""
 
     shipped: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    bad_lines: list[BadLine] = field(default_factory=list)  # read from a file, never sent: see dead_letter.py
 
     def add(self, other: ShipResult) -> None:
         self.shipped += other.shipped
         self.rejected.extend(other.rejected)
+        self.bad_lines.extend(other.bad_lines)
 
     def reasons(self, first: int = 3) -> str:
         """The distinct reasons of the first refusals, e.g. `403 cluster_block_exception: ...`."""

@@ -3,7 +3,7 @@
     python -m monitoring.shipper ship logs/events.jsonl           # every event in the file, then exit
     python -m monitoring.shipper follow logs/events.jsonl         # keep shipping what the API appends (Ctrl-C stops)
     python -m monitoring.shipper follow logs/events.jsonl --once  # ship what is new since the last run, then exit
-    python -m monitoring.shipper replay logs/dead-letter.jsonl    # ship again the events OpenSearch refused
+    python -m monitoring.shipper replay logs/dead-letter.jsonl    # ship again what was dead-lettered
 
 OPENSEARCH_URL (default http://127.0.0.1:9200) says where; OPENSEARCH_USER and OPENSEARCH_PASSWORD,
 when set, log in (basic auth).
@@ -17,9 +17,16 @@ What it promises:
   events are still in the file. `follow` keeps its read position in a state file
   (EVENTS.offset.json) and moves it only after OpenSearch acknowledged a batch, so stopping
   OpenSearch (or the shipper) in the middle of a burst loses nothing.
+- The state file also records which file it was (monitoring/follow_state.py): when logrotate renames
+  the file or copies and truncates it, `follow` finishes the old one, then ships the new one from
+  its start. One `follow` per events file: a second one is refused (a lock beside the state file).
 - An event OpenSearch answers "no" to (it breaks the mapping, its index is write-blocked) is
   reported, count and reasons, and appended with its reason to the dead-letter file
-  (dead-letter.jsonl next to the events file). Fix the cause, then `replay` that file.
+  (dead-letter.jsonl next to the events file); the run exits 1. Fix the cause, then `replay` that file.
+- A complete line that is not an event (half a line left by a crash, bytes that are not UTF-8, an
+  unknown field) is appended to the dead-letter file with its file:line, reason and text, and skipped:
+  the lines after it are shipped, and the run does not fail for it (a restarting `follow` would
+  otherwise stop on it again and again). The format of both kinds of entry: monitoring/dead_letter.py.
 
 How a batch reaches OpenSearch (ids, retries, refusals, reading back) is monitoring/event_store.py.
 """
@@ -27,9 +34,7 @@ How a batch reaches OpenSearch (ids, retries, refusals, reading back) is monitor
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -38,7 +43,8 @@ from pathlib import Path
 
 from opensearchpy import OpenSearch
 
-from errors import CourseError, run_cli
+from errors import run_cli
+from monitoring.dead_letter import read_dead_letters, replay, write_bad_lines
 from monitoring.event_store import (
     BATCH_SIZE,
     RetryPolicy,
@@ -48,143 +54,112 @@ from monitoring.event_store import (
     ship_events,
     store_url,
 )
-from monitoring.prediction_events import PredictionEvent, parse_event, read_events
+from monitoring.follow_state import (
+    Chunk,
+    EventsFileMissing,
+    FileReplaced,
+    Position,
+    default_state_file,
+    find_previous_file,
+    follow_lock,
+    read_new_events,
+    read_position,
+    save_position,
+    why_not_the_same,
+)
+from monitoring.prediction_events import BadLine, describe_bad_lines, read_events
+
+__all__ = ["follow", "follow_once", "read_position", "replay", "ship_file"]  # replay lives in dead_letter.py
 
 log = logging.getLogger("shipper")
-
-# ----------------------------------------------------------------------------- replaying
-
-
-def read_dead_letters(path: Path, shown_as: Path | None = None) -> list[PredictionEvent]:
-    """The events of a dead-letter file; CourseError naming file:line for a line that is not an entry."""
-    events = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{shown_as or path}:{number}"
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CourseError(
-                    f"{where} is not JSON ({error.msg}): a dead-letter file holds one entry a line"
-                ) from error
-            if not isinstance(entry, dict) or not isinstance(entry.get("event"), dict):
-                raise CourseError(f'{where} has no "event": not a dead-letter entry written by monitoring/shipper.py')
-            events.append(parse_event(json.dumps(entry["event"]), where))
-    return events
-
-
-def append_file(source: Path, target: Path) -> None:
-    with open(source, encoding="utf-8") as lines, open(target, "a", encoding="utf-8") as handle:
-        handle.write(lines.read())
-
-
-def replay(
-    client: OpenSearch,
-    dead_letter: Path,
-    *,
-    batch_size: int = BATCH_SIZE,
-    retry: RetryPolicy = RetryPolicy(),
-    on_batch: Callable[[ShipResult], None] | None = None,
-) -> ShipResult:
-    """Ship the events of `dead_letter` again; those refused again are appended to a fresh `dead_letter`.
-
-    The file is first renamed to DEAD_LETTER.replaying, so a `follow` that appends to the
-    dead-letter file meanwhile writes a new one, and no line is lost between reading and removing.
-    If the replay fails (OpenSearch down), its lines go back into the dead-letter file.
-    """
-    dead_letter = Path(dead_letter)
-    claimed = dead_letter.with_name(dead_letter.name + ".replaying")
-    if claimed.exists():  # left by a replay that was killed: give its lines back first
-        append_file(claimed, dead_letter)
-        claimed.unlink()
-    if not dead_letter.exists():
-        raise CourseError(f"no dead-letter file {dead_letter}: nothing was refused, or the path is wrong")
-    dead_letter.rename(claimed)
-    try:
-        events = read_dead_letters(claimed, shown_as=dead_letter)
-        result = ship_events(
-            client, events, dead_letter=dead_letter, batch_size=batch_size, retry=retry, on_batch=on_batch
-        )
-    except BaseException:
-        append_file(claimed, dead_letter)  # shipped ones come back too: replaying them again is harmless
-        claimed.unlink()
-        raise
-    claimed.unlink()
-    return result
-
 
 # ----------------------------------------------------------------------------- following
 
 
-class EventsFileMissing(CourseError):
-    """The events file does not exist (yet)."""
+@dataclass
+class Shipping:
+    """Where a follow ships to and how: the arguments every step passes on."""
+
+    client: OpenSearch
+    state_file: Path
+    dead_letter: Path
+    batch_size: int
+    retry: RetryPolicy
+    on_batch: Callable[[ShipResult], None] | None
 
 
-@dataclass(frozen=True)
-class Position:
-    """How far the events file has been shipped: bytes (to seek) and lines (to name file:line in errors)."""
-
-    offset: int = 0
-    line: int = 0
-
-
-def default_state_file(events_file: Path) -> Path:
-    return events_file.with_name(events_file.name + ".offset.json")
-
-
-def read_position(state_file: Path) -> Position:
-    """The saved position; the start of the file when there is no state file yet."""
-    try:
-        saved = json.loads(state_file.read_text(encoding="utf-8"))
-        return Position(offset=int(saved["offset"]), line=int(saved["line"]))
-    except FileNotFoundError:
-        return Position()
-    except (ValueError, KeyError, TypeError) as error:
-        raise CourseError(
-            f"{state_file} is not a shipper state file ({error}): delete it to ship the events file from the start "
-            "(already shipped events are overwritten, not duplicated)"
-        ) from error
+def ship_chunk(shipping: Shipping, chunk: Chunk) -> ShipResult:
+    """Ship a chunk, dead-letter its bad lines, then (only then) save the position after it."""
+    result = ship_events(
+        shipping.client, chunk.events, dead_letter=shipping.dead_letter, batch_size=shipping.batch_size,
+        retry=shipping.retry,
+    )  # fmt: skip
+    write_bad_lines(shipping.dead_letter, chunk.bad_lines)
+    result.bad_lines.extend(chunk.bad_lines)
+    # Only now: refused events and bad lines are in the dead-letter file, the others acknowledged.
+    save_position(shipping.state_file, chunk.after)
+    if shipping.on_batch is not None:
+        shipping.on_batch(result)
+    return result
 
 
-def save_position(state_file: Path, position: Position) -> None:
-    """Write the position atomically: a crash leaves the old state or the new one, never half a file."""
-    temporary = state_file.with_name(state_file.name + ".tmp")
-    temporary.write_text(json.dumps({"offset": position.offset, "line": position.line}) + "\n", encoding="utf-8")
-    os.replace(temporary, state_file)
-
-
-def read_new_events(events_file: Path, start: Position, limit: int) -> tuple[list[PredictionEvent], Position]:
-    """Up to `limit` events from the complete lines after `start`, and the position after them.
-
-    A last line without its newline is still being written: it is left for the next call.
-    """
-    try:
-        handle = open(events_file, "rb")
-    except FileNotFoundError as error:
-        raise EventsFileMissing(
-            f"no events file {events_file}: start the API with EVENTS_FILE={events_file}"
-        ) from error
-    events: list[PredictionEvent] = []
-    offset, line = start.offset, start.line
-    with handle:
-        if os.fstat(handle.fileno()).st_size < start.offset:
-            raise CourseError(
-                f"{events_file} is shorter than the {start.offset} bytes already shipped: it was truncated or "
-                "replaced. Delete its .offset.json state file to ship it from the start (no duplicates)"
-            )
-        handle.seek(start.offset)
-        while len(events) < limit:
-            raw = handle.readline()
-            if not raw.endswith(b"\n"):
+def finish_previous_file(shipping: Shipping, events_file: Path, saved: Position, current: Position) -> ShipResult:
+    """The events file was replaced: ship the rest of the old one if it is still there, then start the new one."""
+    total = ShipResult()
+    previous = find_previous_file(events_file, saved, shipping.state_file)
+    if previous is not None:
+        log.info(
+            "%s was rotated or truncated (%s): finishing %s from line %d, then the new file from its start",
+            events_file, why_not_the_same(saved, current), previous, saved.line + 1,
+        )  # fmt: skip
+        position = saved
+        while True:
+            chunk = read_new_events(previous, position, shipping.batch_size, finish=True)
+            if chunk.after.offset == position.offset:
                 break
-            offset += len(raw)
-            line += 1
-            text = raw.decode("utf-8", errors="replace")
-            if text.strip():
-                events.append(parse_event(text, f"{events_file}:{line}"))
-    return events, Position(offset, line)
+            total.add(ship_chunk(shipping, chunk))
+            position = chunk.after
+    elif saved.offset > 0:
+        log.warning(
+            "%s was rotated or truncated (%s) and the file shipped until now is not beside it as %s.*: "
+            "what it held after line %d was not shipped; shipping the new file from its start",
+            events_file, why_not_the_same(saved, current), events_file.name, saved.line,
+        )  # fmt: skip
+    save_position(shipping.state_file, current)  # offset 0 of the new file
+    return total
+
+
+def ship_new_lines(shipping: Shipping, events_file: Path) -> ShipResult:
+    """Ship every complete line after the saved position; the position moves after each acknowledged batch."""
+    total = ShipResult()
+    position = read_position(shipping.state_file)
+    while True:
+        try:
+            chunk = read_new_events(events_file, position, shipping.batch_size)
+        except FileReplaced as replaced:
+            total.add(finish_previous_file(shipping, events_file, position, replaced.current))
+            position = replaced.current
+            continue
+        if chunk.after.offset == position.offset:
+            if position.inode is None:  # record which file this is, so a rotation before the next line is seen
+                save_position(shipping.state_file, chunk.after)
+            return total
+        total.add(ship_chunk(shipping, chunk))
+        position = chunk.after
+
+
+def shipping_for(
+    client: OpenSearch,
+    events_file: Path,
+    state_file: Path | None,
+    dead_letter: Path | None,
+    batch_size: int,
+    retry: RetryPolicy,
+    on_batch: Callable[[ShipResult], None] | None,
+) -> Shipping:
+    state_file = Path(state_file) if state_file else default_state_file(events_file)
+    dead_letter = Path(dead_letter) if dead_letter else events_file.with_name("dead-letter.jsonl")
+    return Shipping(client, state_file, dead_letter, batch_size, retry, on_batch)
 
 
 def follow_once(
@@ -197,23 +172,11 @@ def follow_once(
     retry: RetryPolicy = RetryPolicy(),
     on_batch: Callable[[ShipResult], None] | None = None,
 ) -> ShipResult:
-    """Ship every complete line after the saved position; the position moves after each acknowledged batch."""
+    """Ship what is new since the saved position, under the lock (CourseError if another shipper holds it)."""
     events_file = Path(events_file)
-    state_file = Path(state_file) if state_file else default_state_file(events_file)
-    dead_letter = Path(dead_letter) if dead_letter else events_file.with_name("dead-letter.jsonl")
-    total = ShipResult()
-    position = read_position(state_file)
-    while True:
-        events, after = read_new_events(events_file, position, batch_size)
-        if after == position:
-            return total
-        result = ship_events(client, events, dead_letter=dead_letter, batch_size=batch_size, retry=retry)
-        # Only now: refused events are in the dead-letter file, the others acknowledged.
-        save_position(state_file, after)
-        position = after
-        total.add(result)
-        if on_batch is not None:
-            on_batch(result)
+    shipping = shipping_for(client, events_file, state_file, dead_letter, batch_size, retry, on_batch)
+    with follow_lock(shipping.state_file, events_file):
+        return ship_new_lines(shipping, events_file)
 
 
 def follow(
@@ -228,47 +191,81 @@ def follow(
     stop: threading.Event | None = None,
     on_batch: Callable[[ShipResult], None] | None = None,
 ) -> ShipResult:
-    """follow_once every `poll_s` seconds until `stop` is set; an unreachable store is waited for, not fatal."""
+    """Ship new lines every `poll_s` seconds until `stop` is set, under the lock; an unreachable store is waited for."""
+    events_file = Path(events_file)
+    shipping = shipping_for(client, events_file, state_file, dead_letter, batch_size, retry, on_batch)
     stop = stop or threading.Event()
     total = ShipResult()
     waiting_for_file = False
-    while not stop.is_set():
-        try:
-            total.add(
-                follow_once(
-                    client,
-                    events_file,
-                    state_file=state_file,
-                    dead_letter=dead_letter,
-                    batch_size=batch_size,
-                    retry=retry,
-                    on_batch=on_batch,
-                )
-            )
-            waiting_for_file = False
-        except EventsFileMissing as error:
-            if not waiting_for_file:  # once, not every poll
-                log.warning("%s; waiting for it", error)
-                waiting_for_file = True
-        except StoreUnavailable as error:
-            log.warning("%s; the position is kept, trying again in %g s", error, poll_s)
-        stop.wait(poll_s)
+    with follow_lock(shipping.state_file, events_file):
+        while not stop.is_set():
+            try:
+                total.add(ship_new_lines(shipping, events_file))
+                waiting_for_file = False
+            except EventsFileMissing as error:
+                if not waiting_for_file:  # once, not every poll
+                    log.warning("%s; waiting for it", error)
+                    waiting_for_file = True
+            except StoreUnavailable as error:
+                log.warning("%s; the position is kept, trying again in %g s", error, poll_s)
+            stop.wait(poll_s)
     return total
+
+
+def ship_file(
+    client: OpenSearch,
+    events_file: Path,
+    *,
+    dead_letter: Path,
+    batch_size: int = BATCH_SIZE,
+    retry: RetryPolicy = RetryPolicy(),
+    on_batch: Callable[[ShipResult], None] | None = None,
+) -> ShipResult:
+    """Ship every event of a file (no saved position); lines that are not events go to the dead letter."""
+    bad_lines: list[BadLine] = []
+    result = ship_events(
+        client, read_events(events_file, bad_lines), dead_letter=dead_letter, batch_size=batch_size, retry=retry,
+        on_batch=on_batch,
+    )  # fmt: skip
+    write_bad_lines(dead_letter, bad_lines)
+    result.bad_lines.extend(bad_lines)
+    return result
 
 
 # ----------------------------------------------------------------------------- command line
 
 
-def report(result: ShipResult, client: OpenSearch, dead_letter: Path | None) -> None:
-    """Print what was shipped; exit 1 when some events were refused (they are in the dead-letter file)."""
+def report(result: ShipResult, client: OpenSearch, dead_letter: Path, *, replaying: bool = False) -> None:
+    """Print what was shipped and what was dead-lettered; exit 1 when OpenSearch refused events.
+
+    Lines that are not events are reported but do not fail `ship` or `follow`: they are kept in the
+    dead-letter file, and failing would make a restarting follower stop on them forever. A replay
+    that leaves such lines in the dead-letter file exits 1: they still need a person.
+    """
     print(f"shipped {result.shipped} events to {store_url(client)}")
+    failed = bool(result.rejected)
+    if result.bad_lines:
+        if replaying:
+            failed = True
+            reasons = "; ".join(bad.reason for bad in result.bad_lines[:3])
+            print(
+                f"{len(result.bad_lines)} dead-letter entries are still not prediction events, kept in {dead_letter} "
+                f'({reasons}): fix their "line" there, then replay again',
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{describe_bad_lines(result.bad_lines)}; appended to {dead_letter} with their text "
+                f"(fix them there if they matter, then: python -m monitoring.shipper replay {dead_letter})",
+                file=sys.stderr,
+            )
     if result.rejected:
-        where = f", appended to {dead_letter}" if dead_letter else ""
         print(
-            f"{len(result.rejected)} events refused by OpenSearch{where} ({result.reasons()}); "
+            f"{len(result.rejected)} events refused by OpenSearch, appended to {dead_letter} ({result.reasons()}); "
             f"fix the cause, then: python -m monitoring.shipper replay {dead_letter}",
             file=sys.stderr,
         )
+    if failed:
         sys.exit(1)
 
 
@@ -306,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
     client = connect()
 
     if args.command == "replay":
-        count = len(read_dead_letters(args.dead_letter)) if args.dead_letter.exists() else None
+        count = len(read_dead_letters(args.dead_letter)[0]) if args.dead_letter.exists() else None
         with progress_bar(count, "replaying") as bar:
             result = replay(
                 client,
@@ -315,17 +312,16 @@ def main(argv: list[str] | None = None) -> None:
                 retry=retry,
                 on_batch=lambda r: bar.update(r.shipped),
             )
-        report(result, client, args.dead_letter)
+        report(result, client, args.dead_letter, replaying=True)
         return
 
     dead_letter = args.dead_letter or args.events_file.with_name("dead-letter.jsonl")
     if args.command == "ship":
-        # A first pass checks every line (a bad one stops here, before anything is shipped) and counts them.
-        count = sum(1 for _ in read_events(args.events_file))
+        count = sum(1 for _ in read_events(args.events_file, []))  # a first pass, for the progress bar
         with progress_bar(count, "shipping") as bar:
-            result = ship_events(
+            result = ship_file(
                 client,
-                read_events(args.events_file),
+                args.events_file,
                 dead_letter=dead_letter,
                 batch_size=args.batch_size,
                 retry=retry,
@@ -344,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
         bar.update(result.shipped)
         if result.rejected:
             log.warning("%d events refused, appended to %s (%s)", len(result.rejected), dead_letter, result.reasons())
+        if result.bad_lines:
+            log.warning("%s; appended to %s", describe_bad_lines(result.bad_lines), dead_letter)
 
     with progress_bar(None, "shipped") as bar:
         try:

@@ -151,3 +151,22 @@ def test_failed_events_are_reported_then_raised_so_lambda_retries(
     store.stop()  # OpenSearch unreachable: nothing is acknowledged, Lambda must retry the whole batch
     with pytest.raises(forwarder.ShippingFailed, match="5 events not shipped: OpenSearch at .* did not answer"):
         forwarder.handler(subscription_event(lines), None)
+
+
+def test_an_event_with_an_unknown_field_fails_the_batch_and_is_not_stripped_and_shipped(
+    lambda_module: ModuleType, store: OpenSearchServer, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines, labels = invoke_lambda(lambda_module, capsys)
+    event_lines = [line for line in lines if line.startswith("{")]
+    odd = json.loads(event_lines[0])
+    odd.update(event_id="with-extra-0", user_id="u-17")  # a field the index's strict mapping does not have
+    with pytest.raises(
+        forwarder.ShippingFailed, match=r"1 of 6 events failed: .*user_id: Extra inputs are not permitted"
+    ):
+        forwarder.handler(subscription_event([*lines, json.dumps(odd)]), None)
+    assert "with-extra-0" in caplog.text and '"failed": 1' in caplog.text
+    client = connect(store.url)
+    assert labels_in(client) == Counter(labels)  # the 5 valid events are in, for Lambda's retry to overwrite
+    hits = client.search(index=INDEX_PATTERN, body={"size": 100, "query": {"match_all": {}}})["hits"]["hits"]
+    assert "with-extra-0" not in {hit["_id"] for hit in hits}  # refused, not shipped without its field
+    assert all("user_id" not in hit["_source"] for hit in hits)

@@ -329,9 +329,7 @@ def test_cli_unreachable_store_is_one_line(tmp_path: Path, monkeypatch: pytest.M
     assert "set OPENSEARCH_URL" in error
 
 
-def test_cli_missing_file_and_bad_line_are_one_line_and_ship_nothing(
-    store_env: OpenSearchServer, tmp_path: Path
-) -> None:
+def test_cli_missing_files_are_one_line(store_env: OpenSearchServer, tmp_path: Path) -> None:
     missing = tmp_path / "nope.jsonl"
     assert f"cannot read events from {missing}" in one_line_error(
         run_script("-m", "monitoring.shipper", "ship", str(missing))
@@ -339,18 +337,7 @@ def test_cli_missing_file_and_bad_line_are_one_line_and_ship_nothing(
     assert f"no dead-letter file {missing}" in one_line_error(
         run_script("-m", "monitoring.shipper", "replay", str(missing))
     )
-
-    events_file = tmp_path / "events.jsonl"
-    write_events(events_file, make_events(2))
-    with open(events_file, "a", encoding="utf-8") as handle:
-        handle.write('{"event_id": "x", "label": "acceptable"}\n')
-    write_events(events_file, make_events(2, first=2))
-    error = one_line_error(run_script("-m", "monitoring.shipper", "ship", str(events_file)))
-    assert f"{events_file}:3 is not a prediction event (timestamp: Field required" in error
-    error = one_line_error(run_script("-m", "monitoring.shipper", "follow", str(events_file), "--once"))
-    assert f"{events_file}:3 is not a prediction event" in error
-    # ship checks every line before the first request; follow stops before the batch with the bad line.
-    assert connect(store_env.url).count(index=INDEX_PATTERN)["count"] == 0
+    # A line that is not an event is dead-lettered, not fatal: tests/test_shipper_faults.py.
 
 
 def test_credentials_come_from_the_environment_and_a_refused_login_is_not_retried(
