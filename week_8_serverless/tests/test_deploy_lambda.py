@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from deploy_lambda import ALIAS, ROUTE, deploy, settings
+from deploy_lambda import ALIAS, ARCHITECTURES, ROUTE, deploy, settings
 from errors import CourseError
 
 REGION = "eu-west-1"
@@ -46,6 +46,7 @@ def test_first_deploy_creates_the_function_from_the_image_and_wires_the_route(aw
     function = client("lambda", aws).get_function(FunctionName=FUNCTION)
     assert function["Configuration"]["PackageType"] == "Image"
     assert function["Code"]["ImageUri"] == IMAGE_V1
+    assert function["Configuration"]["Architectures"] == ARCHITECTURES == ["x86_64"]  # the image's platform
     assert done.alias_arn.endswith(f":function:{FUNCTION}:{ALIAS}")
     gateway = client("apigatewayv2", aws)
     routes = gateway.get_routes(ApiId=done.api_id)["Items"]
@@ -67,6 +68,18 @@ def test_second_deploy_updates_the_code_and_moves_the_alias(aws: dict) -> None:
     assert lam.get_alias(FunctionName=FUNCTION, Name=ALIAS)["FunctionVersion"] == second.version
     assert second.api_id == first.api_id  # the same API, not a new one per deploy
     assert len(client("apigatewayv2", aws).get_routes(ApiId=second.api_id)["Items"]) == 1
+
+
+def test_deploy_under_another_alias_moves_the_route_to_it(aws: dict) -> None:
+    live = deploy(IMAGE_V1, environ=aws)
+    staging = deploy(IMAGE_V2, alias="staging", environ=aws)
+    assert staging.alias_arn.endswith(f":function:{FUNCTION}:staging") and staging.api_id == live.api_id
+    gateway = client("apigatewayv2", aws)
+    (route,) = gateway.get_routes(ApiId=staging.api_id)["Items"]
+    found = gateway.get_integrations(ApiId=staging.api_id)["Items"]
+    integrations = {integration["IntegrationId"]: integration["IntegrationUri"] for integration in found}
+    assert integrations[route["Target"].removeprefix("integrations/")] == staging.alias_arn
+    deploy(IMAGE_V1, environ=aws)  # and back: the next tests expect the route on the live alias
 
 
 def test_missing_settings_and_role_are_named(aws: dict) -> None:

@@ -1,25 +1,222 @@
-"""The IAM documents a learner creates: valid JSON, placeholders only, and enough rights for what the week does."""
+"""The IAM documents a learner creates, proven by an IAM policy evaluator against the calls the course makes.
+
+While the week's S3, ECR and Lambda tests run, every AWS call of the course's code is recorded
+(tests/helpers/aws_calls.py). The tests marked `after_recorded_aws_calls` run last: each recorded
+call is mapped to the IAM action(s) it needs and evaluated, for the role that makes it in the
+workflows, by @cloud-copilot/iam-simulate (tools/iam_check/) with AWS's Service Authorization
+Reference data (tests/helpers/iam_check.py). Removing any one action from a policy must make a
+call fail: the policies hold nothing a call does not need.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
+from helpers import aws_calls
+from helpers import iam_check as iam
 from source import WEEK_DIR
 
 IAM_DIR = WEEK_DIR / "iam"
 DOCUMENTS = sorted(IAM_DIR.glob("*.json"))
+WORKFLOWS_DIR = iam.REPO_ROOT / ".github" / "workflows"
+after_the_calls = pytest.mark.after_recorded_aws_calls
 
 
-def actions_of(document: dict) -> set[str]:
-    actions: set[str] = set()
-    for statement in document["Statement"]:
-        value = statement["Action"]
-        actions |= {value} if isinstance(value, str) else set(value)
-    return actions
+@dataclass(frozen=True)
+class Role:
+    """One role of the workflows: the secret holding its ARN, its policies, its trust and who may assume it."""
+
+    secret: str
+    policies: tuple[str, ...]
+    trust: str
+    events: tuple[str, ...]  # GitHub events whose jobs may assume it (iam.GITHUB_EVENTS)
+
+
+# ----------------------------------------------------------------------------- this week's roles and steps
+
+ROLES = {
+    "model-read": Role("AWS_ROLE_MODEL_READ", ("dvc-s3-read-policy.json",), "github-oidc-trust-policy-model-read.json",
+                       ("push to main", "pull_request")),
+    "ecr-push": Role("AWS_ROLE_ECR_PUSH", ("ecr-push-policy.json",), "github-oidc-trust-policy.json",
+                     ("push to main",)),
+    "lambda-deploy": Role("AWS_ROLE_LAMBDA_DEPLOY", ("lambda-deploy-policy.json",), "github-oidc-trust-policy.json",
+                          ("push to main",)),
+}  # fmt: skip
+# The workflows this week's roles run in, and the commands of theirs that call AWS.
+WORKFLOWS = ("dvc.yml", "ecr.yml", "lambda.yml")
+# push_image.py pushes to this repository in lambda.yml (ECR_REPOSITORY=${{ vars.LAMBDA_ECR_REPOSITORY }}).
+PUSH_IMAGE_REPOSITORY = iam.CONFIG["LAMBDA_ECR_REPOSITORY"]
+# What workflow steps need that no recorded call shows: ecr.yml's login action and `docker push`, and
+# the image push of push_image.py (the registry protocol) in lambda.yml.
+STEP_NEEDS = {
+    "ecr-push": iam.registry_push_needs(iam.CONFIG["ECR_REPOSITORY"], "ecr.yml")
+    + iam.registry_push_needs(iam.CONFIG["LAMBDA_ECR_REPOSITORY"], "lambda.yml"),
+}
+# The roles whose calls the tests record without a container engine (test_s3_remote.py, test_deploy_lambda.py).
+RECORDED_WITHOUT_CONTAINERS = {"model-read", "lambda-deploy"}
+
+
+def role_of(command: str) -> str | None:
+    """The role that runs `command` in the workflows; None for what only a learner runs with their own keys."""
+    words = command.split()
+    program, action = words[0], (words[1] if len(words) > 1 else "")
+    if (program, action) in {("remote.py", "push"), ("dvc", "push")}:
+        return None  # `python remote.py push` uploads the model from your machine, with your credentials
+    if program == "build_image.py" or (program, action) in {("remote.py", "check"), ("remote.py", "pull"),
+                                                            ("dvc", "pull"), ("dvc", "fetch")}:  # fmt: skip
+        return "model-read"
+    if program == "push_image.py":
+        return "ecr-push"
+    if program == "deploy_lambda.py":
+        return "lambda-deploy"
+    pytest.fail(f"recorded an AWS call from {command!r}, which no role of the workflows runs: add it to role_of()")
+
+
+# ----------------------------------------------------------------------------- the shared checks
+
+
+def policies_of(role: Role) -> dict[str, dict]:
+    return {name: json.loads((IAM_DIR / name).read_text()) for name in role.policies}
+
+
+def needs_by_role() -> dict[str, list[iam.Need]]:
+    """Every IAM request each role makes: the recorded calls of its commands, then its steps' own needs."""
+    found: dict[str, list[iam.Need]] = {name: list(STEP_NEEDS.get(name, [])) for name in ROLES}
+    for call in aws_calls.recorded_calls():
+        role = role_of(call["command"])
+        if role is not None:
+            words = call["command"].split()
+            command = " ".join(words[:2] if words[0] in ("remote.py", "dvc") else words[:1])  # no test arguments
+            needs = iam.needs_of_call(call, repository=PUSH_IMAGE_REPOSITORY)
+            found[role] += iam.with_source(needs, command)
+    return found
+
+
+def recorded_roles() -> set[str]:
+    return {role for call in aws_calls.recorded_calls() if (role := role_of(call["command"])) is not None}
+
+
+@pytest.fixture(scope="module")
+def needs() -> dict[str, list[iam.Need]]:
+    """The needs of every role, once the other tests have made their calls; checks the recording is complete."""
+    recorded = recorded_roles()
+    if not recorded:
+        reason = "no AWS call was recorded: run the week's whole suite (the S3/ECR tests make the calls)"
+        if os.environ.get("MLOPS_REQUIRE_CONTAINERS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    expected = set(ROLES) if os.environ.get("MLOPS_REQUIRE_CONTAINERS") == "1" else RECORDED_WITHOUT_CONTAINERS
+    assert expected <= recorded, f"no recorded calls for the roles {sorted(expected - recorded)}"
+    return needs_by_role()
+
+
+@after_the_calls
+@pytest.mark.parametrize("role_name", sorted(ROLES))
+def test_every_recorded_call_is_allowed_for_the_role_that_makes_it(needs: dict, role_name: str) -> None:
+    role = ROLES[role_name]
+    problems = iam.refused(needs[role_name], policies_of(role), role_name)
+    assert not problems, f"{role_name} ({', '.join(role.policies)}) refuses:\n" + "\n".join(problems)
+
+
+@after_the_calls
+@pytest.mark.parametrize("role_name", sorted(ROLES))
+def test_every_action_of_a_policy_is_needed_by_some_call(needs: dict, role_name: str) -> None:
+    """Least privilege, proven: the policy without any one of its actions refuses a call the course makes."""
+    if role_name not in recorded_roles():
+        pytest.skip(f"the calls of {role_name} were not recorded here (they need a container engine)")
+    role = ROLES[role_name]
+    for name, policy in policies_of(role).items():
+        for action in iam.actions_of(policy):
+            weaker = {**policies_of(role), name: iam.without_action(policy, action)}
+            assert iam.refused(needs[role_name], weaker, role_name), f"{name}: no call needs {action}; remove it"
+
+
+@after_the_calls
+def test_the_read_policy_with_a_prefix_condition_on_listbucket_refuses_the_bucket_check(needs: dict) -> None:
+    """The mistake the course once made: HeadBucket sends no prefix, so s3:ListBucket must not require one."""
+    (policy,) = policies_of(ROLES["model-read"]).values()
+    for statement in policy["Statement"]:
+        if statement["Action"] == "s3:ListBucket":
+            statement["Condition"] = {"StringLike": {"s3:prefix": ["<PREFIX>/*"]}}
+    problems = iam.refused(needs["model-read"], {"dvc-s3-read-policy.json": policy}, "model-read")
+    assert any("s3:ListBucket" in line and "HeadBucket" in line for line in problems), problems
+
+
+@after_the_calls
+def test_the_readme_lists_which_call_needs_which_action(needs: dict) -> None:
+    """The README's table is generated from the recorded calls; MLOPS_WRITE_IAM_TABLE=1 rewrites it."""
+    if recorded_roles() != set(ROLES):
+        pytest.skip(f"only {sorted(recorded_roles())} recorded here: the table needs every role's calls")
+    table = "\n" + iam.needs_table(needs, {name: role.secret for name, role in ROLES.items()}) + "\n"
+    readme = WEEK_DIR / "README.md"
+    start, end = "<!-- iam-calls: generated by tests/test_iam.py -->", "<!-- /iam-calls -->"
+    text = readme.read_text()
+    assert start in text and end in text, f"README.md has no table between {start.strip()} and {end.strip()}"
+    before, rest = text.split(start, 1)
+    current, after = rest.split(end, 1)
+    if current != table and os.environ.get("MLOPS_WRITE_IAM_TABLE") == "1":
+        readme.write_text(before + start + table + end + after)
+        current = table
+    assert current == table, f"README.md's table is out of date (rerun with MLOPS_WRITE_IAM_TABLE=1); it is:\n{table}"
+
+
+@pytest.mark.parametrize("role_name", sorted(ROLES))
+def test_only_the_intended_github_jobs_may_assume_the_role(role_name: str) -> None:
+    trust = json.loads((IAM_DIR / ROLES[role_name].trust).read_text())
+    for event in iam.GITHUB_EVENTS:
+        expected = "Allowed" if event in ROLES[role_name].events else "ImplicitlyDenied"
+        assert iam.assume_role_decision(trust, event) == expected, f"{ROLES[role_name].trust}, {event}"
+
+
+def aws_steps(workflow: Path) -> list[tuple[str | None, str]]:
+    """(role secret in effect, run script) for every `run` step of the workflow, in order, per job."""
+    found = []
+    for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+        secret = None
+        for step in job.get("steps", []):
+            if "configure-aws-credentials" in step.get("uses", ""):
+                match = re.search(r"secrets\.(\w+)", step["with"]["role-to-assume"])
+                secret = match.group(1) if match else None
+            if "run" in step:
+                found.append((secret, step["run"]))
+    return found
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS)
+def test_each_workflow_step_calls_aws_as_the_role_meant_for_it(workflow: str) -> None:
+    secrets = {role.secret for role in ROLES.values()}
+    for secret, script in aws_steps(WORKFLOWS_DIR / workflow):
+        for line in script.splitlines():
+            match = re.search(r"(\w+\.py) (\S+)", line)
+            if match and match.group(1) in ("remote.py", "build_image.py", "push_image.py", "deploy_lambda.py"):
+                if match.group(1) == "remote.py" and match.group(2) == "use-s3":
+                    continue  # writes DVC's local config, no AWS call
+                role = role_of(f"{match.group(1)} {match.group(2)}")
+                assert secret == ROLES[role].secret, f"{workflow}: `{line.strip()}` runs as {secret}, not {role}"
+            if "docker push" in line:
+                assert secret == ROLES["ecr-push"].secret, f"{workflow}: `{line.strip()}` runs as {secret}"
+        assert secret is None or secret in secrets, f"{workflow}: unknown role secret {secret}"
+
+
+def test_a_policy_missing_an_action_fails_the_check() -> None:
+    """The check itself can fail: a fixture policy without s3:GetObject refuses a model download."""
+    need = iam.Need(
+        "s3:GetObject", f"arn:aws:s3:::{iam.CONFIG['BUCKET']}/{iam.CONFIG['PREFIX']}/files/md5/ab/cd", "test"
+    )
+    full = json.loads((IAM_DIR / "dvc-s3-read-policy.json").read_text())
+    assert iam.refused([need], {"read": full}, "model-read") == []
+    problems = iam.refused([need], {"read": iam.without_action(full, "s3:GetObject")}, "model-read")
+    assert problems and "ImplicitlyDenied" in problems[0]
+
+
+# ----------------------------------------------------------------------------- the documents themselves
 
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=[p.name for p in DOCUMENTS])
@@ -30,46 +227,21 @@ def test_documents_are_policies_with_placeholders_not_real_accounts(path: Path) 
     assert all(statement["Effect"] == "Allow" for statement in document["Statement"])
     assert not re.search(r"\b\d{12}\b", text), "an account id belongs in your copy, not in the course"
     assert "<ACCOUNT_ID>" in text or "<BUCKET>" in text
-
-
-def test_trust_policy_admits_only_this_repository_on_main_through_oidc() -> None:
-    document = json.loads((IAM_DIR / "github-oidc-trust-policy.json").read_text())
-    (statement,) = document["Statement"]
-    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
-    condition = statement["Condition"]["StringEquals"]
-    assert condition["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
-    assert condition["token.actions.githubusercontent.com:sub"] == "repo:<OWNER>/<REPO>:ref:refs/heads/main"
-
-
-def test_push_policy_allows_what_push_image_and_docker_push_call() -> None:
-    document = json.loads((IAM_DIR / "ecr-push-policy.json").read_text())
-    needed = {
-        "ecr:GetAuthorizationToken", "ecr:DescribeRepositories", "ecr:CreateRepository",  # push_image.py
-        "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload", "ecr:UploadLayerPart",  # docker push
-        "ecr:CompleteLayerUpload", "ecr:PutImage",
-    }  # fmt: skip
-    assert needed <= actions_of(document)
-    assert not any(action.endswith("*") for action in actions_of(document)), "no wildcard actions"
-
-
-def test_s3_policy_only_reads() -> None:
-    document = json.loads((IAM_DIR / "dvc-s3-read-policy.json").read_text())
-    assert actions_of(document) == {"s3:ListBucket", "s3:GetObject"}
-
-
-def test_deploy_policy_allows_what_deploy_lambda_calls() -> None:
-    document = json.loads((IAM_DIR / "lambda-deploy-policy.json").read_text())
-    needed = {
-        "lambda:GetFunction", "lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:PublishVersion",
-        "lambda:CreateAlias", "lambda:UpdateAlias", "lambda:AddPermission", "iam:PassRole",
-        "apigateway:GET", "apigateway:POST", "apigateway:PATCH",
-    }  # fmt: skip
-    assert needed <= actions_of(document)
-    assert not any(action.endswith("*") for action in actions_of(document)), "no wildcard actions"
+    assert not any(action.endswith("*") for action in iam.actions_of(document)), "no wildcard actions"
 
 
 def test_execution_role_is_for_lambda_in_this_account_only() -> None:
     (statement,) = json.loads((IAM_DIR / "lambda-execution-trust-policy.json").read_text())["Statement"]
     assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "<ACCOUNT_ID>"
+
+
+def test_the_repository_policy_lets_lambda_read_the_image_for_functions_of_this_account_only() -> None:
+    """What Lambda writes into the Lambda image's repository (with the deploy role's SetRepositoryPolicy)."""
+    policy = json.loads((IAM_DIR / "lambda-ecr-repository-policy.json").read_text())
+    repository = iam.arn("repository", iam.CONFIG["LAMBDA_ECR_REPOSITORY"])
+    ours = iam.arn("function", iam.CONFIG["LAMBDA_FUNCTION"])
+    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+        assert iam.service_decision(policy, "lambda.amazonaws.com", action, repository, ours) == "Allowed"
+    theirs = "arn:aws:lambda:eu-west-1:444455556666:function:cola-classifier"
+    assert iam.service_decision(policy, "lambda.amazonaws.com", "ecr:BatchGetImage", repository, theirs) != "Allowed"

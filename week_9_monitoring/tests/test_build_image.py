@@ -7,11 +7,13 @@ import shutil
 import pytest
 from test_s3_remote import s3_endpoint, s3_env  # noqa: F401 (s3_endpoint is a fixture used below)
 
+from build_image import platform_flags
 from helpers import container_engine as engine
 from helpers import containers
 from helpers.dvc_project import Project, md5
 
 TAG = "mlops-basics/cola-api:from-s3"
+LAMBDA_TAG = "mlops-basics/cola-lambda:from-s3"
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +63,19 @@ def test_unreachable_remote_stops_before_building(project: dict, container_engin
     assert "cannot reach S3" in result.stderr
     exists = engine.engine_command(container_engine, "image", "inspect", "never:built", check=False)
     assert exists.returncode != 0, "the image must not be built when the model cannot be pulled"
+
+
+def test_the_lambda_image_is_built_for_x86_64_lambda(project: dict, container_engine: str) -> None:
+    """Lambda runs x86_64 (deploy_lambda.py's Architectures): the image must be linux/amd64 on any laptop."""
+    repo: Project = project["project"]
+    env = {**project["env"], "CONTAINER_ENGINE": container_engine}
+    repo.run("python", "build_image.py", LAMBDA_TAG, "-r", "s3", "-f", "Dockerfile.lambda", env=env)
+    details = engine.inspect_image(LAMBDA_TAG, container_engine)["inspect"]
+    assert (details["Os"], details["Architecture"]) == ("linux", "amd64")
+
+
+def test_platform_flags_only_for_the_lambda_image() -> None:
+    assert platform_flags("Dockerfile", "docker") == []
+    assert platform_flags("Dockerfile.lambda", "podman") == ["--platform", "linux/amd64"]
+    # BuildKit would add a provenance attestation, making the pushed tag an index Lambda does not accept.
+    assert platform_flags("Dockerfile.lambda", "docker") == ["--platform", "linux/amd64", "--provenance=false"]
