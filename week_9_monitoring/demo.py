@@ -140,7 +140,7 @@ def main() -> None:
         raise CourseError(f"--sentences {args.sentences} is too short: use at least 100 (two windows of 50)")
 
     from monitoring import drift, labelling_queue, monitoring_report
-    from monitoring.prediction_events import read_events
+    from monitoring.prediction_events import BadLine, describe_bad_lines, read_events
     from support.shifted_text import drifting_stream
     from support.traffic import send_stream
 
@@ -174,7 +174,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    events = list(read_events(events_file))
+    skipped: list[BadLine] = []  # a line that is not an event (a crash's half line) is skipped, and said
+    events = list(read_events(events_file, skipped))
+    if skipped:
+        print(describe_bad_lines(skipped))
 
     step(6, "drift: first half of the stream, then second half")
     first = drift.check_drift(events[:half], reference, config)

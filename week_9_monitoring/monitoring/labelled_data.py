@@ -11,7 +11,11 @@ predicted_label, score, priority, reason, seen, label) once someone has filled i
   * an unknown label or an empty sentence stops everything, naming the CSV lines to fix;
   * a sentence that is already in the training data (v2 or an earlier batch) or in the validation
     set is reported and left out: training on it twice adds nothing, and a validation sentence in
-    training would make the metrics look better than the model is;
+    training would make the metrics look better than the model is. Sentences are compared as the
+    model's tokenizer reads them (comparison_key): "the dog barks ." is "The dog  barks.";
+  * the file may be UTF-8 with or without a byte order mark; another encoding, or a header that
+    names a column twice, is refused on one line (monitoring/spreadsheet_csv.py); a sentence the
+    queue wrote with a quote in front (it started with = + - @) is read without it;
   * the rest is written, sorted, to data/labelled/vN.csv (columns sentence,label) and params.yaml's
     data.version becomes vN, so the next `dvc repro` prepares, trains, evaluates and exports on it.
 """
@@ -24,7 +28,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokenizers.normalizers import BertNormalizer
+from tokenizers.pre_tokenizers import BertPreTokenizer
+
 from errors import CourseError, run_cli
+from monitoring.spreadsheet_csv import csv_rows, read_csv_text, unescape_cell
 from prepare_data import (
     LABELLED_DIR,
     LABELLED_FIELDS,
@@ -42,6 +50,17 @@ LABELS = {"unacceptable": 0, "acceptable": 1, "0": 0, "1": 1}  # what an annotat
 LABEL_NAMES = ("unacceptable", "acceptable")  # label id 0 and 1, as the model names them
 REQUIRED_COLUMNS = ("sentence", "label")
 SHOWN_LINES = 20  # a report lists at most this many line numbers per kind
+# The first two steps of the week's tokenizer (offline_model/tokenizer.json and the Hub's uncased BERT-tiny
+# declare exactly these; tests/test_labelled_data.py checks it): sentences that agree after them get the
+# same token ids, so the model cannot tell them apart.
+NORMALIZER = BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
+PRE_TOKENIZER = BertPreTokenizer()
+
+
+def comparison_key(sentence: str) -> str:
+    """A sentence as the model's tokenizer reads it: lower case, accents off, words and punctuation
+    split, one space between them. "The dog  barks ." and "the dog barks." have the same key."""
+    return " ".join(piece for piece, _ in PRE_TOKENIZER.pre_tokenize_str(NORMALIZER.normalize_str(sentence)))
 
 
 @dataclass
@@ -74,25 +93,29 @@ def line_list(lines: list[int]) -> str:
 def read_labelling_csv(path: Path) -> list[tuple[int, dict]]:
     """(line number, row) for every row of a labelling CSV; an error when the file or its columns are wrong."""
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        text = read_csv_text(path)  # UTF-8, a BOM dropped; another encoding is refused naming line and byte
     except OSError as error:
         raise CourseError(
             f"cannot read the labelling CSV {path} ({error.strerror}): write a queue with "
             "`python -m monitoring.labelling_queue`, fill its label column, and pass that file"
         ) from error
-    with handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-        if missing:
-            raise CourseError(
-                f"{path} has no {' and no '.join(missing)} column (its columns: {', '.join(columns) or 'none'}): "
-                "use the CSV that `python -m monitoring.labelling_queue` writes, with the label column filled in"
-            )
-        rows, end_of_previous = [], 1  # the header ends on line 1
+    reader = csv_rows(path, text)  # a header naming a column twice is refused
+    columns = reader.fieldnames or []
+    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+    if missing:
+        raise CourseError(
+            f"{path} has no {' and no '.join(missing)} column (its columns: {', '.join(columns) or 'none'}): "
+            "use the CSV that `python -m monitoring.labelling_queue` writes, with the label column filled in"
+        )
+    rows, end_of_previous = [], 1  # the header ends on line 1
+    try:
         for row in reader:
             rows.append((end_of_previous + 1, row))  # a quoted sentence may span lines: report where it starts
             end_of_previous = reader.line_num
+    except csv.Error as error:
+        raise CourseError(
+            f"{path}:{reader.line_num} is not CSV ({error}): save the file again as CSV from your spreadsheet"
+        ) from error
     return rows
 
 
@@ -103,25 +126,26 @@ def parse_label(text: str) -> int | None:
 
 
 def training_labels(raw_dir: Path = RAW_DIR) -> dict[str, int]:
-    """Every sentence of v2 and of the labelled batches written so far, with its label."""
+    """Every sentence of v2 and of the labelled batches written so far, by comparison_key, with its label."""
     batches = labelled_batches(raw_dir)
     newest = f"v{max(batches)}" if batches else "v2"
-    return {row["sentence"].strip(): int(row["label"]) for row in training_rows(newest, raw_dir)[0]}
+    return {comparison_key(row["sentence"]): int(row["label"]) for row in training_rows(newest, raw_dir)[0]}
 
 
 def sort_labelled(path: Path, raw_dir: Path = RAW_DIR) -> LabelledFile:
     """Read and check a filled labelling CSV against the training and validation data in `raw_dir`.
 
-    Raises one CourseError listing every line with an unknown label or an empty sentence.
+    Raises one CourseError listing every line with an unknown label or an empty sentence. Sentences are
+    compared with the data and with each other by comparison_key, as the model would see them.
     """
     result = LabelledFile(Path(path))
     problems: list[str] = []
     training = training_labels(raw_dir)
-    validation = {row["sentence"].strip() for row in read_rows(raw_dir / "validation.csv")}
+    validation = {comparison_key(row["sentence"]) for row in read_rows(raw_dir / "validation.csv")}
     first_seen: dict[str, LabelledRow] = {}
     for line, row in read_labelling_csv(result.path):
         result.rows += 1
-        sentence = (row.get("sentence") or "").strip()
+        sentence = unescape_cell(row.get("sentence") or "").strip()
         try:
             label = parse_label(row.get("label") or "")
         except KeyError:
@@ -134,8 +158,9 @@ def sort_labelled(path: Path, raw_dir: Path = RAW_DIR) -> LabelledFile:
             problems.append(f"line {line}: the sentence is empty")
             continue
         labelled = LabelledRow(line, sentence, label)
-        if sentence in first_seen:
-            earlier = first_seen[sentence]
+        key = comparison_key(sentence)
+        if key in first_seen:
+            earlier = first_seen[key]
             if earlier.label != label:
                 problems.append(
                     f"line {line}: the same sentence as line {earlier.line}, but labelled {LABEL_NAMES[label]} "
@@ -144,10 +169,10 @@ def sort_labelled(path: Path, raw_dir: Path = RAW_DIR) -> LabelledFile:
             else:
                 result.repeated.append((labelled, earlier.line))
             continue
-        first_seen[sentence] = labelled
-        if sentence in training:
-            result.in_training.append((labelled, training[sentence]))
-        elif sentence in validation:
+        first_seen[key] = labelled
+        if key in training:
+            result.in_training.append((labelled, training[key]))
+        elif key in validation:
             result.in_validation.append(labelled)
         else:
             result.new.append(labelled)

@@ -21,12 +21,20 @@ The CSV, one row per sentence, highest priority first:
 
 The annotator writes 1 (acceptable) or 0 (unacceptable) in `label`, the same coding as
 data/train.csv; `python -m monitoring.labelled_data FILE` checks the filled-in rows and adds them as a new data version.
+A sentence that a spreadsheet would take for a formula (it starts with = + - @) is written with a
+single quote in front, and read back without it (monitoring/spreadsheet_csv.py).
+
+The events file is streamed and only the window is kept (--last, --since), so memory does not grow
+with the file; lines that are not events are skipped and named on stderr. The queue never
+overwrites labels: when --out holds a queue with labels filled in, it stops (write to a new file,
+or pass --force); a queue nobody has labelled yet is replaced.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +43,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from errors import CourseError, run_cli
-from monitoring.prediction_events import PredictionEvent, read_events
+from monitoring.prediction_events import BadLine, PredictionEvent, describe_bad_lines
+from monitoring.spreadsheet_csv import csv_rows, escape_cell, read_csv_text, unescape_cell
 
 if TYPE_CHECKING:  # monitoring/drift.py loads scikit-learn and SciPy: only building a queue needs them, not the CSV
     from monitoring.drift_reference import MonitoringConfig, QueueWeights, Reference
@@ -69,15 +78,29 @@ def normalise(text: str) -> str:
 
 
 def write_queue_csv(items: list[QueueItem], path: Path) -> Path:
-    """Write the queue as CSV (header CSV_COLUMNS); `read_queue_csv` gives back equal items."""
+    """Write the queue as CSV (header CSV_COLUMNS); `read_queue_csv` gives back equal items.
+
+    Written to a temporary file first and renamed over `path`: a crash never leaves half a queue.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+        # CRLF, as RFC 4180 has it: the writer then quotes a sentence holding a bare \r, which would
+        # otherwise read back as a line break
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
         writer.writeheader()
         for item in items:
             # repr() of a float reads back as exactly the same float
-            writer.writerow({**asdict(item), "score": repr(item.score), "priority": repr(item.priority)})
+            writer.writerow(
+                {
+                    **asdict(item),
+                    "sentence": escape_cell(item.sentence),
+                    "score": repr(item.score),
+                    "priority": repr(item.priority),
+                }
+            )
+    os.replace(temporary, path)
     return path
 
 
@@ -85,37 +108,37 @@ def read_queue_csv(path: Path) -> list[QueueItem]:
     """The items of a queue CSV, labels as the annotator left them; CourseError naming a bad row."""
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8", newline="")
+        text = read_csv_text(path)
     except OSError as error:
         raise CourseError(
             f"cannot read the queue {path} ({error.strerror}): write it with monitoring/labelling_queue.py"
         ) from error
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
-        if missing:
-            raise CourseError(
-                f"{path} lacks the column(s) {', '.join(missing)}: keep the header monitoring/labelling_queue.py wrote"
-            )
-        items = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                items.append(
-                    QueueItem(
-                        rank=int(row["rank"]),
-                        sentence=row["sentence"],
-                        predicted_label=row["predicted_label"],
-                        score=float(row["score"]),
-                        priority=float(row["priority"]),
-                        reason=row["reason"],
-                        seen=int(row["seen"]),
-                        label=row["label"] or "",
-                    )
+    reader = csv_rows(path, text)
+    missing = [column for column in CSV_COLUMNS if column not in (reader.fieldnames or [])]
+    if missing:
+        raise CourseError(
+            f"{path} lacks the column(s) {', '.join(missing)}: keep the header monitoring/labelling_queue.py wrote"
+        )
+    items, end_of_previous = [], 1  # the header ends on line 1
+    for row in reader:
+        line, end_of_previous = end_of_previous + 1, reader.line_num  # a sentence may span lines: name its first
+        try:
+            items.append(
+                QueueItem(
+                    rank=int(row["rank"]),
+                    sentence=unescape_cell(row["sentence"]),
+                    predicted_label=row["predicted_label"],
+                    score=float(row["score"]),
+                    priority=float(row["priority"]),
+                    reason=row["reason"],
+                    seen=int(row["seen"]),
+                    label=row["label"] or "",
                 )
-            except (TypeError, ValueError) as error:
-                raise CourseError(
-                    f"{path}:{line} is not a queue row ({error}): restore it from the file written"
-                ) from error
+            )
+        except (TypeError, ValueError) as error:
+            raise CourseError(
+                f"{path}:{line} is not a queue row ({error}): restore it from the file written"
+            ) from error
     return items
 
 
@@ -209,8 +232,38 @@ def build_queue(
     ]
 
 
+def labels_in(path: Path) -> int:
+    """How many rows of the queue at `path` have a label filled in; CourseError when it is not a queue."""
+    try:
+        text = read_csv_text(path)
+        reader = csv_rows(path, text)
+        if "label" not in (reader.fieldnames or []):
+            raise CourseError(f"{path} has no label column")
+        return sum(bool((row["label"] or "").strip()) for row in reader)
+    except (OSError, CourseError, csv.Error) as error:
+        raise CourseError(
+            f"--out {path} exists and is not a labelling queue ({error}): choose another --out path, "
+            "or pass --force to overwrite it"
+        ) from error
+
+
+def check_out(path: Path, force: bool) -> str:
+    """Refuse to overwrite labels someone filled in; what will happen to an existing `path`, for the output."""
+    if not path.exists():
+        return ""
+    if force:
+        return " (--force: replaced the file that was there)"
+    filled = labels_in(path)
+    if filled:
+        raise CourseError(
+            f"--out {path} holds a queue with {filled} label(s) filled in: write the new queue to another "
+            f"file (--out {path.with_name(path.stem + '-2' + path.suffix)}), or pass --force to overwrite the labels"
+        )
+    return " (replaced the queue that was there: none of its rows had a label)"
+
+
 def main() -> None:
-    from monitoring.drift import select_window
+    from monitoring.drift import read_window
     from monitoring.drift_reference import CONFIG_PATH, load_config, load_reference
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -221,18 +274,26 @@ def main() -> None:
     parser.add_argument("--since", help="only events at or after this time, e.g. 2026-11-23T15:00:00Z")
     parser.add_argument("--reference", type=Path, help="default: reference.path in monitoring/monitoring.yaml")
     parser.add_argument("--config", type=Path, default=CONFIG_PATH, help="default: monitoring/monitoring.yaml")
+    parser.add_argument("--force", action="store_true", help="overwrite --out even when it holds labels")
     args = parser.parse_args()
     config = load_config(args.config)
     top = config.labelling_queue.top if args.top is None else args.top
     if top < 1:
         raise CourseError(f"--top {top}: give a positive number of rows")
+    replaced = check_out(args.out, args.force)  # before any work: refusing late would waste it
     reference = load_reference(args.reference or config.reference_path())
-    events = select_window(list(read_events(args.events)), last=args.last, since=args.since)
+    bad_lines: list[BadLine] = []
+    events = read_window(args.events, bad_lines, last=args.last, since=args.since)
+    if bad_lines:
+        print(describe_bad_lines(bad_lines), file=sys.stderr)
     without_text = sum(e.text is None for e in events)
     items = build_queue(events, reference, config, top)
     write_queue_csv(items, args.out)
     covered = sum(item.seen for item in items)
-    print(f"{args.out}: {len(items)} sentences to label (they were sent {covered} times in {len(events)} events)")
+    print(
+        f"{args.out}: {len(items)} sentences to label (they were sent {covered} times in {len(events)} events)"
+        + replaced
+    )
     if without_text:
         print(f"{without_text} events carry no text and cannot be labelled (set LOG_TEXT=true)", file=sys.stderr)
     for item in items[:5]:

@@ -11,6 +11,9 @@ embedded default of week 9's dashboards when no OpenSearch or Grafana runs.
 The plots are PNGs drawn by matplotlib and embedded as data URIs, so the page is one file that
 works offline. A small script at the end of the page marks each plot as drawn once the browser
 has decoded it; the test reads that mark from headless Chromium.
+
+A line of the events file that is not an event (half a line left by a crash) is skipped: the
+page and stderr say how many and where, and everything else is reported.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import base64
 import html
 import io
 import json
+import sys
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
@@ -33,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from errors import CourseError, run_cli  # noqa: E402
-from monitoring.prediction_events import PredictionEvent, read_events  # noqa: E402
+from monitoring.prediction_events import BadLine, PredictionEvent, describe_bad_lines, read_events  # noqa: E402
 
 LABEL_COLOURS = {"acceptable": "#2a9d8f", "unacceptable": "#e76f51"}
 QUEUE_ROWS_SHOWN = 15
@@ -206,8 +210,9 @@ def render(
     drift: dict | None = None,
     queue: list[dict] | None = None,
     title: str = "CoLA classifier: monitoring report",
+    skipped: str | None = None,
 ) -> str:
-    """The report page as one HTML string (plots embedded)."""
+    """The report page as one HTML string (plots embedded); `skipped` names lines of the file that were not events."""
     if not events:
         raise CourseError("no prediction events to report on: send some predictions to the API first")
     labels = sorted({e.label for e in events} | set(LABEL_COLOURS))
@@ -229,6 +234,8 @@ def render(
         f"<h1>{html.escape(title)}</h1>",
         f"<p class='subtitle'>{len(events)} predictions from {first} to {last}; model {html.escape(versions)}</p>",
     ]
+    if skipped:
+        parts.append(f"<p class='skipped'>{html.escape(skipped)}</p>")
     if drift is not None:
         verdict = "drift" if drift["drifted"] else "ok"
         text = "Drift detected" if drift["drifted"] else "No drift detected"
@@ -249,11 +256,15 @@ def render(
 
 
 def write_report(
-    path: Path, events: list[PredictionEvent], drift: dict | None = None, queue: list[dict] | None = None
+    path: Path,
+    events: list[PredictionEvent],
+    drift: dict | None = None,
+    queue: list[dict] | None = None,
+    skipped: str | None = None,
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(events, drift, queue), encoding="utf-8")
+    path.write_text(render(events, drift, queue, skipped=skipped), encoding="utf-8")
     return path
 
 
@@ -266,14 +277,18 @@ def main() -> None:
     parser.add_argument("--queue", type=Path, help="a labelling queue CSV written by monitoring/labelling_queue.py")
     parser.add_argument("--out", type=Path, default=Path("reports/monitoring.html"))
     args = parser.parse_args()
-    events = list(read_events(args.events))
+    bad_lines: list[BadLine] = []
+    events = list(read_events(args.events, bad_lines))
+    skipped = describe_bad_lines(bad_lines) if bad_lines else None
+    if skipped:
+        print(skipped, file=sys.stderr)
     drift = json.loads(args.drift.read_text()) if args.drift else None
     queue = None
     if args.queue:
         from monitoring.labelling_queue import read_queue_csv
 
         queue = [asdict(item) for item in read_queue_csv(args.queue)]
-    path = write_report(args.out, events, drift, queue)
+    path = write_report(args.out, events, drift, queue, skipped)
     print(f"report: {path.resolve()}")
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from errors import CourseError
 from helpers.loop_files import csv_rows, data_version
-from monitoring.labelling_queue import QueueItem, write_queue_csv
+from monitoring import labelled_data as labelled_data_module
+from monitoring.labelling_queue import CSV_COLUMNS, QueueItem, write_queue_csv
 from monitoring.promote import decide
 from source import WEEK_DIR
 
@@ -21,6 +22,7 @@ from source import WEEK_DIR
 LABELLED_DATA_FILES = [
     "monitoring/__init__.py",
     "monitoring/labelled_data.py",
+    "monitoring/spreadsheet_csv.py",
     "prepare_data.py",
     "errors.py",
     "source.py",
@@ -193,6 +195,101 @@ def test_each_version_is_v2_plus_the_batches_up_to_it(week: Path) -> None:
     result = prepare("v4")
     assert result.returncode == 2
     assert "extra.csv is not a labelled batch" in result.stderr
+
+
+# ----------------------------------------------------------------------------- leaks and spreadsheets (issue 18)
+
+
+def variants(sentence: str) -> list[str]:
+    """Three spellings of `sentence` that the tokenizer reads as the same tokens."""
+    return [sentence.lower(), sentence.replace(" ", "  "), sentence[:-1] + " ."]
+
+
+def test_variants_of_validation_and_training_sentences_are_refused_as_leaks(week: Path) -> None:
+    validation = [r["sentence"] for r in csv_rows(week / "data" / "validation.csv") if r["sentence"].endswith(".")]
+    train = csv_rows(week / "data" / "train.csv")
+    # one spelling each: lower case, doubled spaces, " ." (lines 2, 3, 4)
+    items = [queue_item(i, variants(validation[i])[i], "1") for i in range(3)]
+    items += [queue_item(4, train[0]["sentence"].upper(), train[0]["label"])]  # line 5: training, in capitals
+    items += [queue_item(5, "The server crashes.", "1"), queue_item(6, "the server  crashes .", "1")]
+    write_queue_csv(items, week / "filled.csv")
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 0, result.stderr
+    assert "3 in the validation set, left out (lines 2, 3, 4)" in result.stdout
+    assert "1 already in the training data, left out (line 5)" in result.stdout
+    assert "line 7 repeats line 6" in result.stdout
+    assert csv_rows(week / "data" / "labelled" / "v3.csv") == [{"sentence": "The server crashes.", "label": "1"}]
+
+
+def test_sentences_are_compared_as_the_weeks_tokenizer_reads_them() -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(WEEK_DIR / "offline_model")
+    backend = tokenizer.backend_tokenizer
+    # the key is made by the tokenizer's own first two steps, with its own settings
+    assert repr(backend.normalizer) == repr(labelled_data_module.NORMALIZER)
+    assert repr(backend.pre_tokenizer) == repr(labelled_data_module.PRE_TOKENIZER)
+    sentence = "Mary didn't see the cat, so the dog chased it."
+    for variant in variants(sentence) + ["mary didn ' t see the cat , so the dog chased it ."]:
+        assert tokenizer(variant)["input_ids"] == tokenizer(sentence)["input_ids"]
+        assert labelled_data_module.comparison_key(variant) == labelled_data_module.comparison_key(sentence)
+    assert labelled_data_module.comparison_key("The dog chased a cat.") != labelled_data_module.comparison_key(
+        "The dog chased the cat."
+    )
+
+
+def test_formula_sentences_round_trip_into_the_batch(week: Path) -> None:
+    sentences = ["=1+2 is three.", "+33 is a code.", "-5 is cold.", "@home we rest.", "'Tis a quote.", "''= odd."]
+    write_queue_csv([queue_item(i, text, "1") for i, text in enumerate(sentences, 1)], week / "filled.csv")
+    assert "\n1,'=1+2 is three.," in (week / "filled.csv").read_text()  # escaped for the annotator's spreadsheet
+    # a row as a spreadsheet saves it back: the quote was formatting, the cell holds the formula's text
+    with open(week / "filled.csv", "a", encoding="utf-8") as handle:
+        handle.write("7,=SUM(1) holds.,acceptable,0.6,0.5,x,1,0\n")
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 0, result.stderr
+    assert "7 labelled and new" in result.stdout
+    batch = csv_rows(week / "data" / "labelled" / "v3.csv")
+    assert sorted(row["sentence"] for row in batch) == sorted([*sentences, "=SUM(1) holds."])
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> bytes:
+    text = "\n".join(",".join(cells) for cells in [header, *rows]) + "\n"
+    path.write_bytes(text.encode(encoding))
+    return path.read_bytes()
+
+
+def test_a_file_saved_as_windows_1252_names_the_line_and_the_fix(week: Path) -> None:
+    rows = [["1", "The dog sleeps.", "acceptable", "0.6", "0.5", "x", "1", "1"]]
+    rows += [["2", "Le café est fermé.", "acceptable", "0.6", "0.5", "x", "1", "0"]]  # line 3
+    data = write_csv(week / "filled.csv", CSV_COLUMNS, rows, encoding="cp1252")
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 2
+    byte = data.index(b"\xe9")
+    assert result.stderr.strip().splitlines() == [
+        f"error: filled.csv: line 3 (byte {byte}, 0xe9) is not UTF-8: the file was saved in another encoding "
+        '(a spreadsheet may save Windows-1252): save it as "CSV UTF-8" and run again'
+    ]
+    # saved again as UTF-8 with Excel's byte order mark: read as it is
+    (week / "filled.csv").write_bytes(b"\xef\xbb\xbf" + data.decode("cp1252").encode("utf-8"))
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 0, result.stderr
+    assert "2 labelled and new: 1 acceptable, 1 unacceptable" in result.stdout
+    assert csv_rows(week / "data" / "labelled" / "v3.csv") == [
+        {"sentence": "Le café est fermé.", "label": "0"},
+        {"sentence": "The dog sleeps.", "label": "1"},
+    ]
+
+
+def test_a_header_naming_a_column_twice_is_refused(week: Path) -> None:
+    rows = [["1", "The dog sleeps.", "acceptable", "0.6", "0.5", "x", "1", "1", ""]]
+    write_csv(week / "filled.csv", [*CSV_COLUMNS, "label"], rows)
+    result = labelled_data(week, "filled.csv")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: filled.csv: the header names a column twice (label in columns 8 and 9): one of them would be "
+        "ignored; keep one column of each name and run again"
+    ]
+    assert not (week / "data" / "labelled").exists()
 
 
 def scored(mcc: float, validation_md5: str = "same") -> dict:

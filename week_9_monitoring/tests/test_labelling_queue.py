@@ -20,7 +20,7 @@ from monitoring.labelling_queue import (
     read_queue_csv,
     write_queue_csv,
 )
-from monitoring.prediction_events import PredictionEvent, build_event
+from monitoring.prediction_events import PredictionEvent, build_event, to_json_line
 from support import shifted_text
 
 
@@ -155,3 +155,98 @@ def test_cli_writes_the_top_of_the_queue_of_a_drifting_stream(
     # measured: the software sentences hold 16 of the top 20 (the rest: familiar sentences with margins of 0.00-0.10)
     assert sum(item.sentence in software for item in queue) >= 12
     assert all("outlier" in item.reason for item in queue if item.sentence in software)
+
+
+# ----------------------------------------------------------------------------- spreadsheets and faults (issue 18)
+
+FORMULAS = [
+    '=HYPERLINK("http://evil.example","click")',
+    "+33 6 12 34 56 78",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tA tab first.",
+    "\rA carriage return first.",
+    "'Tis a quote, really.",  # a real leading quote: kept
+    "'=not escaped by the user",  # a quote then a formula character: kept as written
+    "''",
+    "'",
+    "A plain sentence.",
+]
+
+
+def test_formula_cells_are_escaped_on_write_and_read_back_exactly(tmp_path: Path) -> None:
+    items = [
+        QueueItem(i, sentence, "acceptable", 0.5, 0.5, "uncertain: margin 0.00", 1)
+        for i, sentence in enumerate(FORMULAS, 1)
+    ]
+    path = write_queue_csv(items, tmp_path / "queue.csv")
+    with open(path, encoding="utf-8", newline="") as handle:
+        cells = [row["sentence"] for row in csv.DictReader(handle)]
+    # What a spreadsheet sees: no cell starts a formula; the dangerous ones carry OWASP's quote.
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert cells[:6] == ["'" + sentence for sentence in FORMULAS[:6]]
+    assert cells[6] == "'Tis a quote, really." and cells[7] == "''=not escaped by the user"
+    assert cells[8:] == ["'''", "'", "A plain sentence."]  # a lone quote is not ambiguous: kept
+    assert read_queue_csv(path) == items
+    assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed over
+
+
+def test_a_queue_saved_with_a_bom_reads_and_a_duplicated_header_is_refused(tmp_path: Path) -> None:
+    items = [QueueItem(1, "The dog sleeps.", "acceptable", 0.5, 0.5, "uncertain: margin 0.00", 1, "1")]
+    path = write_queue_csv(items, tmp_path / "queue.csv")
+    path.write_bytes("\ufeff".encode() + path.read_bytes())  # Excel's "CSV UTF-8"
+    assert read_queue_csv(path) == items
+    text = path.read_text(encoding="utf-8-sig").replace(",label\n", ",label,label\n", 1).replace(",1\n", ",1,\n")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CourseError, match=r"names a column twice \(label in columns 8 and 9\)"):
+        read_queue_csv(path)
+
+
+def test_cli_skips_a_broken_line_and_never_overwrites_labels(
+    exported: dict, reference: drift.Reference, tmp_path: Path
+) -> None:
+    predictor = ColaOnnxPredictor(exported["export_dir"])
+    events = predict_events(predictor, list(shifted_text.drifting_stream(80, 40, "domain", seed=5)))
+    events_file = tmp_path / "events.jsonl"
+    lines = [to_json_line(e) for e in events]
+    # line 11: half an event, then whole ones (the API killed mid-write); the last line is still being written
+    events_file.write_text("\n".join(lines[:10] + [lines[10][:72]] + lines[10:]) + "\n" + lines[0][:50])
+    reference_file = drift.save_reference(reference, tmp_path / "reference.json")
+    out = tmp_path / "queue.csv"
+    args = ["-m", "monitoring.labelling_queue", "--events", str(events_file), "--reference", str(reference_file)]
+
+    first = run_script(*args, "--out", str(out), "--top", "20")
+    assert first.returncode == 0, first.stderr
+    assert f"{out}: 20 sentences to label (they were sent 20 times in 80 events)" in first.stdout
+    assert f"skipped 1 line(s) that are not prediction events: {events_file}:11 is not" in first.stderr
+
+    # a queue nobody labelled yet is replaced, and the output says so
+    again = run_script(*args, "--out", str(out), "--top", "20")
+    assert again.returncode == 0, again.stderr
+    assert "replaced the queue that was there: none of its rows had a label" in again.stdout
+
+    # a queue with labels is never overwritten: one line, the file untouched
+    filled = read_queue_csv(out)
+    filled[0].label, filled[3].label = "acceptable", "0"
+    write_queue_csv(filled, out)
+    before = out.read_bytes()
+    refused = run_script(*args, "--out", str(out), "--top", "20")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"error: --out {out} holds a queue with 2 label(s) filled in: write the new queue to another file "
+        f"(--out {tmp_path / 'queue-2.csv'}), or pass --force to overwrite the labels"
+    ]
+    assert out.read_bytes() == before
+
+    forced = run_script(*args, "--out", str(out), "--top", "20", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "--force: replaced the file that was there" in forced.stdout
+    assert all(item.label == "" for item in read_queue_csv(out))
+
+    # a file that is not a queue is not a queue to replace either
+    other = tmp_path / "notes.txt"
+    other.write_text("my notes\n")
+    not_queue = run_script(*args, "--out", str(other))
+    assert not_queue.returncode == 2
+    assert f"--out {other} exists and is not a labelling queue" in not_queue.stderr
+    assert other.read_text() == "my notes\n"

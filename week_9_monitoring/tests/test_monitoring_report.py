@@ -130,3 +130,17 @@ def test_no_events_is_a_clear_error(tmp_path: Path) -> None:
     result = run_script("-m", "monitoring.monitoring_report", "--events", str(tmp_path / "empty.jsonl"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no prediction events to report on" in result.stderr
+
+
+def test_a_half_line_is_named_and_everything_else_reported(monitored: dict, tmp_path: Path) -> None:
+    lines = (monitored["folder"] / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    events_file = tmp_path / "events.jsonl"
+    # line 6: half an event (the API killed mid-write), then whole ones; the last line still being written
+    events_file.write_text("\n".join(lines[:5] + [lines[5][:72]] + lines[5:]) + "\n" + lines[0][:40], encoding="utf-8")
+    out = tmp_path / "report.html"
+    result = run_script("-m", "monitoring.monitoring_report", "--events", str(events_file), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"skipped 1 line(s) that are not prediction events: {events_file}:6 is not" in result.stderr
+    page = out.read_text()
+    assert f"{STREAM} predictions from {monitored['events'][0].timestamp}" in page
+    assert "<p class='skipped'>skipped 1 line(s) that are not prediction events" in page
