@@ -15,10 +15,11 @@ import pytest
 
 from conftest import WEEK_DIR, run_script
 from helpers.opensearch_server import OpenSearchServer
-from helpers.sample_events import make_events, write_events
+from helpers.sample_events import make_event, make_events, write_events
 from monitoring.event_index import INDEX_PATTERN
 from monitoring.event_store import connect
 from monitoring.follow_state import read_position
+from monitoring.prediction_events import to_json_line
 
 
 @pytest.fixture
@@ -52,6 +53,9 @@ def test_a_second_shipper_on_the_same_file_is_refused_and_the_first_goes_on(
     state = events_file.with_name("events.jsonl.offset.json")
     lock = events_file.with_name("events.jsonl.offset.json.lock")
     write_events(events_file, make_events(10))
+    with open(events_file, "ab") as handle:  # a crash's half line, then the next whole one glued to it
+        handle.write(to_json_line(make_event(99)).encode()[:72])
+    write_events(events_file, [make_event(10)])
     first = subprocess.Popen(
         [sys.executable, "-m", "monitoring.shipper", "follow", str(events_file), "--poll", "0.05"],
         cwd=WEEK_DIR,
@@ -61,13 +65,13 @@ def test_a_second_shipper_on_the_same_file_is_refused_and_the_first_goes_on(
         text=True,
     )
     try:
-        wait_for(lambda: state.exists() and read_position(state).line == 10, first)
+        wait_for(lambda: state.exists() and read_position(state).line == 11, first)  # past the bad line
         for once in (["--once"], []):  # `follow --once`, and a second long-running `follow`
             error = one_line_error(run_script("-m", "monitoring.shipper", "follow", str(events_file), *once))
             assert f"another shipper is already following {events_file} (it holds the lock {lock})" in error
-        assert first.poll() is None  # the first one did not notice
-        write_events(events_file, make_events(5, first=10))
-        wait_for(lambda: read_position(state).line == 15, first)
+        assert first.poll() is None  # the first one did not notice (nor stop on the bad line)
+        write_events(events_file, make_events(5, first=11))
+        wait_for(lambda: read_position(state).line == 16, first)
 
         first.send_signal(signal.SIGKILL)  # the hardest way to die: the kernel still releases the lock
         first.wait(timeout=10)
@@ -75,13 +79,15 @@ def test_a_second_shipper_on_the_same_file_is_refused_and_the_first_goes_on(
         if first.poll() is None:
             first.kill()
         first.communicate()
-    write_events(events_file, make_events(2, first=15))
+    write_events(events_file, make_events(2, first=16))
     after = run_script("-m", "monitoring.shipper", "follow", str(events_file), "--once")
     assert after.returncode == 0, after.stderr
     assert "shipped 2 events" in after.stdout
     client = connect(store.url)
     client.indices.refresh(index=INDEX_PATTERN)
-    assert client.count(index=INDEX_PATTERN)["count"] == 17
+    assert client.count(index=INDEX_PATTERN)["count"] == 17  # 10 + 5 + 2; the glued event is in the dead letter
+    (entry,) = [json.loads(line) for line in events_file.with_name("dead-letter.jsonl").read_text().splitlines()]
+    assert entry["where"] == f"{events_file}:11" and entry["line"].endswith(to_json_line(make_event(10)))
 
 
 SAVE_LOOP = """
