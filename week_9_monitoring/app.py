@@ -18,6 +18,7 @@ the response always carries the X-Request-ID its events were logged with.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -28,12 +29,23 @@ from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from monitoring import prediction_metrics
 from monitoring.prediction_events import EventSink, build_event, new_request_id
-from schemas import BatchPrediction, BatchRequest, Health, Prediction, PredictRequest, Readiness
+from schemas import (
+    BadInput,
+    BatchPrediction,
+    BatchRequest,
+    ErrorBody,
+    Health,
+    NotReady,
+    Prediction,
+    PredictRequest,
+    Readiness,
+)
 from settings import read_settings
 
 # uvicorn configures this logger, so the service's lines appear in its format and at its level.
@@ -58,7 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         settings = read_settings()
         app.state.predictor = ColaOnnxPredictor(settings.model_dir, settings.variant, settings.threads)
-        app.state.events = EventSink(settings.events_file)
+        app.state.events = EventSink(settings.events_file, on_error=prediction_metrics.count_event_write_error, log=log)
     except CourseError as error:
         # One line, the one to read in `docker logs`; DropStartupTraceback keeps the traceback out.
         log.error("cannot start the service: %s", error)
@@ -101,7 +113,16 @@ def describe(error: dict, content_type: str) -> str:
             sent_as = f"as {content_type}" if content_type else "without a Content-Type"
             return f"the body was sent {sent_as}: send JSON with Content-Type: application/json"
         return f"the body must be a JSON object, e.g. {EXAMPLE_BODY}"
-    return f"{where}: {error['msg']}"
+    return f"{where or 'the body'}: {error['msg']}"
+
+
+class ErrorResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error may quote what the client sent, and a
+    lone surrogate (`"\\ud800"` in the JSON it sent) cannot be encoded as UTF-8, so it would turn
+    a 422 into a 500."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 @app.exception_handler(RequestValidationError)
@@ -109,10 +130,53 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     """422 with a one-line `error` a person can read, plus FastAPI's structured `detail`."""
     content_type = request.headers.get("content-type", "")
     problems = [describe(error, content_type) for error in exc.errors()]
-    return JSONResponse(
-        status_code=422,
-        content={"error": "; ".join(problems), "detail": jsonable_encoder(exc.errors())},
+    # A body that is not JSON is quoted as bytes, which need not be UTF-8: shown with \x escapes.
+    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: lambda raw: raw.decode("utf-8", "backslashreplace")})
+    return ErrorResponse(status_code=422, content={"error": "; ".join(problems), "detail": detail})
+
+
+def unreadable_body(cause: BaseException | None) -> str:
+    """The line for a JSON body that FastAPI could not even parse (it would answer a bare 400)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not UTF-8 ({cause.reason} at byte {cause.start}): send JSON encoded as UTF-8"
+    if isinstance(cause, RecursionError):
+        return f"the body's JSON is nested too deeply to read: send e.g. {EXAMPLE_BODY}"
+    return f"the body could not be read as JSON ({type(cause).__name__}): send e.g. {EXAMPLE_BODY}"
+
+
+@app.exception_handler(HTTPException)
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Every other refusal gets the same `error` line. FastAPI raises a 400 only for a JSON body it
+    cannot parse (not UTF-8, nested too deeply): that is bad input like any other, so a 422."""
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        line = unreadable_body(exc.__cause__)
+        problem = {"type": "body_unreadable", "loc": ["body"], "msg": line}
+        return ErrorResponse(status_code=422, content={"error": line, "detail": [problem]})
+    if exc.status_code == 404:
+        line = f"there is no {request.url.path}: the endpoints are listed at /docs"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "another method")
+        line = f"{request.method} is not allowed on {request.url.path}: use {allowed}"
+    else:
+        line = str(exc.detail)
+    return ErrorResponse(
+        status_code=exc.status_code, content={"error": line, "detail": exc.detail}, headers=exc.headers
     )
+
+
+@app.exception_handler(Exception)
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    """500 as JSON with the `error` line (uvicorn still logs the traceback): a bug, never the client's fault."""
+    return ErrorResponse(
+        status_code=500, content={"error": f"the service failed on this request ({type(exc).__name__}): see its log"}
+    )
+
+
+# Every status an endpoint can answer is in the OpenAPI document, with the body it carries.
+REFUSALS = {
+    422: {"model": BadInput, "description": "the request was refused: `error` says why and what to send"},
+    500: {"model": ErrorBody, "description": "the service failed (a bug): `error` says so, the log has the traceback"},
+}
 
 
 def predictor_of(request: Request) -> ColaOnnxPredictor:
@@ -162,14 +226,14 @@ def classify(request: Request, response: Response, texts: list[str]) -> list[dic
 
 # The prediction endpoints are plain `def`: FastAPI runs them in a worker thread, so the model's
 # CPU work never blocks the event loop that answers /health and accepts connections.
-@app.post("/predict", response_model=Prediction)
+@app.post("/predict", response_model=Prediction, responses=REFUSALS)
 def predict(body: PredictRequest, request: Request, response: Response) -> Prediction:
     """Classify one sentence."""
     result = classify(request, response, [body.text])[0]
     return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
 
 
-@app.post("/predict/batch", response_model=BatchPrediction)
+@app.post("/predict/batch", response_model=BatchPrediction, responses=REFUSALS)
 def predict_batch(body: BatchRequest, request: Request, response: Response) -> BatchPrediction:
     """Classify up to 64 sentences in one model call."""
     results = classify(request, response, body.texts)
@@ -187,9 +251,15 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@app.get("/ready", response_model=Readiness, responses={503: {"description": "the model is not loaded"}})
+@app.get(
+    "/ready", response_model=Readiness, responses={503: {"model": NotReady, "description": "the model is not loaded"}}
+)
 async def ready(request: Request) -> Readiness | JSONResponse:
-    """Readiness: the model is loaded. Send traffic only when this says ready."""
+    """Readiness: the model is loaded. Send traffic only when this says ready.
+
+    `events` says whether EVENTS_FILE is being written. A failing file keeps this 200: the service
+    still answers predictions, and the failure is counted in /metrics and logged.
+    """
     predictor = request.app.state.predictor
     if predictor is None:
         return JSONResponse(status_code=503, content={"status": "not ready", "error": "the model is not loaded"})
@@ -199,4 +269,5 @@ async def ready(request: Request) -> Readiness | JSONResponse:
         variant=predictor.variant,
         labels=predictor.labels,
         model_version=str(predictor.config.get("model_version") or "unknown"),
+        events=request.app.state.events.state(),
     )

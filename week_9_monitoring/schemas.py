@@ -6,7 +6,7 @@ docs at /docs, not settings that change between deployments.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
@@ -14,10 +14,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 MAX_TEXT_CHARS = 1000
 MAX_BATCH_ITEMS = 64
 
+# What str.strip() removes (str.isspace() is true for no character above U+3000), spelt out for the
+# OpenAPI `pattern` below, so the published schema and not_blank() agree on every character: a
+# fuzzer (tests/test_openapi_fuzz.py) sends whatever the schema allows and expects it accepted.
+WHITESPACE = "".join(chr(code) for code in range(0x3001) if chr(code).isspace())
+# "At least one character that is not whitespace" (a JSON Schema pattern matches anywhere in the text).
+NOT_ONLY_WHITESPACE = f"[^{WHITESPACE}]"
+
 
 def not_blank(text: str) -> str:
     """Reject text that is only whitespace (empty text is caught by min_length)."""
-    if not text.strip():
+    if not text.strip():  # strip() removes exactly the characters in WHITESPACE
         raise ValueError("text is only whitespace: send a sentence to classify")
     return text
 
@@ -25,7 +32,12 @@ def not_blank(text: str) -> str:
 # StrictStr: a number or a list is an error, not silently turned into "123".
 Text = Annotated[
     StrictStr,
-    Field(min_length=1, max_length=MAX_TEXT_CHARS, examples=["The dogs are chasing a cat."]),
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        examples=["The dogs are chasing a cat."],
+        json_schema_extra={"pattern": NOT_ONLY_WHITESPACE},  # documents not_blank(), which checks it
+    ),
     AfterValidator(not_blank),
 ]
 
@@ -65,9 +77,40 @@ class Health(BaseModel):
     status: str
 
 
+class EventsState(BaseModel):
+    """Where the prediction events go, and whether EVENTS_FILE is being written."""
+
+    file: str | None = Field(description="EVENTS_FILE, or null when events go to stdout only")
+    status: Literal["ok", "failing", "stdout only"] = Field(
+        description="failing: the last write to the file failed; predictions are still answered"
+    )
+    write_errors: int = Field(ge=0, description="failed writes since start-up")
+    last_error: str | None = Field(description="why the file cannot be written, while it cannot")
+
+
 class Readiness(BaseModel):
     status: str
     model_dir: str
     variant: str
     labels: list[str]
     model_version: str = Field(description="data version + checkpoint hash; every prediction event carries it")
+    events: EventsState = Field(description="the events file's state: /ready stays 200 while it fails")
+
+
+class NotReady(BaseModel):
+    """/ready's answer while the model is not loaded (503)."""
+
+    status: str = Field(examples=["not ready"])
+    error: str
+
+
+class ErrorBody(BaseModel):
+    """Every answer that is not a success carries one line that says what is wrong and what to do."""
+
+    error: str = Field(description="what is wrong and how to fix it, in one line")
+
+
+class BadInput(ErrorBody):
+    """422: the request was refused; `detail` lists each problem as FastAPI reports it."""
+
+    detail: list[dict[str, Any]] = Field(description="one entry per problem: type, loc (where), msg")

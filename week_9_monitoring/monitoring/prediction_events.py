@@ -18,12 +18,17 @@ the words and the labelling queue need the text, so a deployment that wants them
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
+import logging
+import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,16 +124,36 @@ def to_json_line(event: PredictionEvent) -> str:
 class EventSink:
     """Writes events as JSON lines to stdout and, optionally, appends them to a file.
 
-    The file is opened in append mode and each line is written whole under a lock, so the
-    shipper (monitoring/shipper.py) can follow it while the service writes.
+    The lines of one emit() reach the file in one os.write() on an O_APPEND descriptor, under a
+    lock (a thread lock, and flock for the other uvicorn workers), so the shipper
+    (monitoring/shipper.py) following the file never sees lines of two requests interleaved.
+
+    Serving never fails because the file cannot be written (a full disk, a read-only mount,
+    /dev/full): emit() still prints the events on stdout, undoes a short write (the file is cut
+    back to its old size, so no half line is left in it), counts the failure, calls `on_error`
+    (the API counts it in Prometheus) and logs once per outage: one line when writing starts to
+    fail, one when it works again. state() tells /ready how the file is doing.
     """
 
-    def __init__(self, events_file: Path | None = None, stream=None) -> None:
+    def __init__(
+        self,
+        events_file: Path | None = None,
+        stream=None,
+        on_error: Callable[[OSError], None] | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
         self.events_file = Path(events_file) if events_file else None
         self.stream = stream
+        self.on_error = on_error
+        self.log = log or logging.getLogger(__name__)
+        self.write_errors = 0  # failed writes to the file since start-up
+        self.last_error: str | None = None  # set while the file cannot be written
         self._lock = threading.Lock()
         if self.events_file is not None:
-            self.events_file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.events_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # the first emit() reports it, counted and logged like any failed write
 
     def emit(self, events: list[PredictionEvent]) -> None:
         lines = "".join(to_json_line(event) + "\n" for event in events)
@@ -136,9 +161,80 @@ class EventSink:
             stream = self.stream or sys.stdout  # looked up late: pytest and Lambda swap sys.stdout
             stream.write(lines)
             stream.flush()
-            if self.events_file is not None:
-                with open(self.events_file, "a", encoding="utf-8") as handle:
-                    handle.write(lines)
+            if self.events_file is None:
+                return
+            try:
+                append_whole(self.events_file, lines.encode("utf-8"))
+            except OSError as error:
+                self._failed(error)
+            else:
+                self._written()
+
+    def state(self) -> dict:
+        """For /ready: where events go and whether the file is being written."""
+        if self.events_file is None:
+            status = "stdout only"
+        else:
+            status = "failing" if self.last_error else "ok"
+        return {
+            "file": str(self.events_file) if self.events_file else None,
+            "status": status,
+            "write_errors": self.write_errors,
+            "last_error": self.last_error,
+        }
+
+    def _failed(self, error: OSError) -> None:
+        self.write_errors += 1
+        if self.last_error is None:  # the first failure of an outage: log it, once
+            self.log.error(
+                "cannot write prediction events to %s (%s): predictions are still answered and the "
+                "events printed on stdout, but they are missing from the file until it can be written "
+                "again (counted in prediction_events_write_errors_total)",
+                self.events_file,
+                error.strerror or error,
+            )
+        self.last_error = error.strerror or str(error)
+        if self.on_error is not None:
+            self.on_error(error)
+
+    def _written(self) -> None:
+        if self.last_error is not None:
+            self.log.warning(
+                "prediction events are written to %s again (%d failed writes since start-up)",
+                self.events_file,
+                self.write_errors,
+            )
+            self.last_error = None
+
+
+def append_whole(path: Path, data: bytes) -> None:
+    """Append `data` to `path` in one write, or leave the file as it was and raise OSError.
+
+    A write that stops short (the disk filled up half-way) is cut back to the file's old size:
+    a half line would be a broken event for every reader. flock keeps other processes (uvicorn
+    workers) from appending between the size read here and the cut.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by os.close
+        size_before = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+        except OSError:
+            cut_back(fd, size_before)  # a failed write can still have left bytes behind
+            raise
+        if written != len(data):
+            cut_back(fd, size_before)
+            raise OSError(errno.ENOSPC, f"short write, {written} of {len(data)} bytes (disk full?)")
+    finally:
+        os.close(fd)
+
+
+def cut_back(fd: int, size: int) -> None:
+    """Truncate to `size` where the file allows it (a regular file does; /dev/full or a pipe does not)."""
+    with contextlib.suppress(OSError):
+        if os.fstat(fd).st_size > size:
+            os.ftruncate(fd, size)
 
 
 def parse_event(line: str, where: str = "") -> PredictionEvent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def client(exported: dict) -> TestClient:
         patch.setenv("MODEL_DIR", str(exported["export_dir"]))
         patch.delenv("MODEL_VARIANT", raising=False)
         patch.delenv("ORT_THREADS", raising=False)
+        patch.delenv("EVENTS_FILE", raising=False)
         with TestClient(app) as test_client:
             yield test_client
 
@@ -87,6 +89,7 @@ def test_health_and_ready(client: TestClient, exported: dict) -> None:
         "variant": "fp32",
         "labels": ["unacceptable", "acceptable"],
         "model_version": json.loads((exported["export_dir"] / "model_config.json").read_text())["model_version"],
+        "events": {"file": None, "status": "stdout only", "write_errors": 0, "last_error": None},
     }
 
 
@@ -96,6 +99,52 @@ def test_openapi_docs_describe_both_prediction_endpoints(client: TestClient) -> 
     assert {"/predict", "/predict/batch", "/health", "/ready"} <= set(schema["paths"])
     text_schema = schema["components"]["schemas"]["PredictRequest"]["properties"]["text"]
     assert text_schema["maxLength"] == MAX_TEXT_CHARS
+    assert re.search(text_schema["pattern"], "  a ") and not re.search(text_schema["pattern"], " \t\u3000\x1c")
+
+
+def test_openapi_documents_every_status_with_its_body(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    def body_of(path: str, method: str, status: str) -> str:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+
+    for path in ("/predict", "/predict/batch"):
+        assert set(paths[path]["post"]["responses"]) == {"200", "422", "500"}
+        assert body_of(path, "post", "422") == "#/components/schemas/BadInput"
+        assert body_of(path, "post", "500") == "#/components/schemas/ErrorBody"
+    assert body_of("/ready", "get", "503") == "#/components/schemas/NotReady"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"text": "The dog \xff sleeps."}', "the body is not UTF-8 (invalid start byte at byte 18)"),
+        (b"[" * 100_000, "the body's JSON is nested too deeply to read"),
+        (b'{"text": "The dog \\ud800 sleeps."}', "text: Input should be a valid string, unable to parse"),
+        (b'{"\\udfff": 1}', "the body: Input should be a valid string"),
+    ],
+    ids=["not-utf8", "nested-too-deeply", "lone-surrogate", "lone-surrogate-key"],
+)
+def test_a_body_that_cannot_be_decoded_is_a_422_like_any_bad_input(
+    client: TestClient, content: bytes, message: str
+) -> None:
+    """FastAPI alone answers these with an undocumented 400 (or a 500 when the error echoes a surrogate)."""
+    response = client.post("/predict", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert message in body["error"]
+    assert "\n" not in body["error"]
+    assert body["detail"][0]["loc"][0] == "body"
+
+
+def test_wrong_method_and_path_say_what_to_do(client: TestClient) -> None:
+    wrong_method = client.delete("/predict")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error"] == "DELETE is not allowed on /predict: use POST"
+    wrong_path = client.post("/predicts", json={"text": "x"})
+    assert wrong_path.status_code == 404
+    assert wrong_path.json()["error"] == "there is no /predicts: the endpoints are listed at /docs"
 
 
 BAD_BODIES = [
@@ -122,9 +171,10 @@ def test_bad_input_is_a_422_that_says_what_is_wrong(client: TestClient, body: ob
     [
         (b'{"text": "The dog', "application/json", "the body is not valid JSON"),
         (b"The dog sleeps.", "text/plain", "the body was sent as text/plain: send JSON"),
+        (b"\xff\xfe not UTF-8", "text/plain", "the body was sent as text/plain: send JSON"),
         (b"", "application/json", "the body is empty"),
     ],
-    ids=["truncated-json", "plain-text", "empty-body"],
+    ids=["truncated-json", "plain-text", "plain-bytes-not-utf8", "empty-body"],
 )
 def test_a_body_that_is_not_json_is_a_422(client: TestClient, content: bytes, content_type: str, message: str) -> None:
     response = client.post("/predict", content=content, headers={"content-type": content_type})
@@ -148,9 +198,24 @@ def test_bad_batches_are_rejected_with_the_item_named(client: TestClient, texts:
     assert message in response.json()["error"]
 
 
-def test_wrong_method_and_path_are_4xx(client: TestClient) -> None:
-    assert client.get("/predict").status_code == 405
-    assert client.post("/predicts", json={"text": "x"}).status_code == 404
+def test_without_a_model_ready_is_503_and_predict_a_500_with_an_error_line(exported: dict) -> None:
+    """After shutdown (the lifespan dropped the model) and before exit: the documented 503 and 500 bodies."""
+    serving = app.state.predictor  # the module's `client` shares this app object: restored below
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("MODEL_DIR", str(exported["export_dir"]))
+            with TestClient(app):
+                pass  # start-up loads the model, shutdown drops it
+        assert app.state.predictor is None
+        unstarted = TestClient(app, raise_server_exceptions=False)  # no `with`: the lifespan does not run
+        ready = unstarted.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"status": "not ready", "error": "the model is not loaded"}
+        failed = unstarted.post("/predict", json={"text": "The dog sleeps."})
+        assert failed.status_code == 500
+        assert failed.json() == {"error": "the service failed on this request (RuntimeError): see its log"}
+    finally:
+        app.state.predictor = serving
 
 
 def test_cpu_bound_endpoints_do_not_block_the_event_loop() -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,6 +32,8 @@ from monitoring.prediction_events import (
     utc_timestamp,
 )
 from settings import read_settings
+from source import WEEK_DIR
+from support.local_server import free_port, server_command, stop, wait_ready
 
 SENTENCES = ["The dogs are chasing a cat.", "The dogs is chasing a cat.", "Anna will helps the children."]
 
@@ -216,3 +224,130 @@ def test_log_text_setting_is_validated() -> None:
     assert read_settings({}).log_text is False
     with pytest.raises(CourseError, match="LOG_TEXT='maybe' is not true or false"):
         read_settings({"LOG_TEXT": "maybe"})
+
+
+# ------------------------------------------------- an events file that cannot be written (row 7)
+
+WRITE_ERRORS = re.compile(r"^cola_prediction_events_write_errors_total (\S+)$", re.MULTILINE)
+CANNOT_WRITE = "cannot write prediction events to"
+
+
+@contextlib.contextmanager
+def api_with_log(exported: dict, log_path: Path, env: dict, wrapper: list[str] | None = None) -> Iterator[tuple]:
+    """`uvicorn app:app` on loopback (inside `wrapper`, e.g. a mount namespace); yields (client, pid).
+
+    Everything the server prints (events on stdout, its log on stderr) goes to `log_path`.
+    """
+    port = free_port()
+    environment = {**os.environ, "MODEL_DIR": str(exported["export_dir"]), **env}
+    with open(log_path, "w+") as output:
+        process = subprocess.Popen(
+            [*(wrapper or []), *server_command(port)],
+            cwd=WEEK_DIR, env=environment, stdout=output, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(url + "/ready", process, output)
+            with httpx.Client(base_url=url, trust_env=False) as client:
+                yield client, process.pid
+        finally:
+            stop(process)
+
+
+def in_mount_namespace(setup: str) -> list[str]:
+    """A command prefix: run `setup` (mounts) in a private mount namespace, then the command.
+
+    A user namespace makes the mounts possible without privileges, and they are real: root
+    cannot write to a read-only mount, and a full tmpfs is a full disk.
+    """
+    if subprocess.run(["unshare", "--map-root-user", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot make a user and mount namespace here (the kernel or a seccomp profile forbids it)")
+    return ["unshare", "--map-root-user", "--mount", "sh", "-c", f'{setup} && exec "$@"', "sh"]
+
+
+def write_errors(client: httpx.Client) -> float:
+    return float(WRITE_ERRORS.search(client.get("/metrics").text).group(1))
+
+
+def test_a_full_device_is_counted_and_logged_once_and_predictions_are_still_answered(
+    exported: dict, tmp_path: Path
+) -> None:
+    predictor = ColaOnnxPredictor(exported["export_dir"], "fp32")
+    with api_with_log(exported, tmp_path / "server.log", {"EVENTS_FILE": "/dev/full"}) as (client, _):
+        singles = [client.post("/predict", json={"text": sentence}) for sentence in SENTENCES]
+        batch = client.post("/predict/batch", json={"texts": SENTENCES})
+        ready = client.get("/ready")
+        errors = write_errors(client)
+    assert [answer.status_code for answer in [*singles, batch]] == [200] * 4
+    expected = [predictor.predict(sentence) for sentence in SENTENCES]
+    assert [answer.json()["label"] for answer in singles] == [e["label"] for e in expected]
+    assert [p["label"] for p in batch.json()["predictions"]] == [e["label"] for e in expected]
+    assert errors == 4  # one failed write per request
+    assert ready.status_code == 200
+    assert ready.json()["events"] == {
+        "file": "/dev/full",
+        "status": "failing",
+        "write_errors": 4,
+        "last_error": "No space left on device",
+    }
+    log = (tmp_path / "server.log").read_text()
+    assert log.count(CANNOT_WRITE) == 1
+    assert f"{CANNOT_WRITE} /dev/full (No space left on device)" in log
+    assert sum(line.startswith('{"timestamp"') for line in log.splitlines()) == 6  # still on stdout
+
+
+def test_a_read_only_directory_is_counted_and_logged_once_and_the_file_is_untouched(
+    exported: dict, tmp_path: Path
+) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    events_file = folder / "events.jsonl"
+    earlier = to_json_line(sample_event(1)) + "\n"
+    events_file.write_text(earlier, encoding="utf-8")
+    read_only = in_mount_namespace(f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}")
+    with api_with_log(exported, tmp_path / "server.log", {"EVENTS_FILE": str(events_file)}, read_only) as (client, _):
+        answers = [client.post("/predict", json={"text": sentence}) for sentence in SENTENCES]
+        ready = client.get("/ready").json()
+        errors = write_errors(client)
+    assert [answer.status_code for answer in answers] == [200] * 3
+    assert errors == 3
+    assert ready["events"]["status"] == "failing"
+    assert ready["events"]["last_error"] == "Read-only file system"
+    log = (tmp_path / "server.log").read_text()
+    assert log.count(CANNOT_WRITE) == 1
+    assert f"{CANNOT_WRITE} {events_file} (Read-only file system)" in log
+    assert events_file.read_text(encoding="utf-8") == earlier
+
+
+def test_a_disk_that_fills_up_leaves_only_whole_lines_and_the_recovery_is_logged(
+    exported: dict, tmp_path: Path
+) -> None:
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    # A tmpfs of two pages, one taken by a filler: the events file gets 4096 bytes, about ten events.
+    full_disk = in_mount_namespace(
+        f"mount -t tmpfs -o size=8k tmpfs {folder} && head -c 4096 /dev/zero > {folder}/filler"
+    )
+    events_file = folder / "events.jsonl"
+    sent = 30
+    with api_with_log(exported, tmp_path / "server.log", {"EVENTS_FILE": str(events_file)}, full_disk) as (client, pid):
+        inside = Path(f"/proc/{pid}/root") / folder.relative_to("/")  # the disk as the server sees it
+        answers = [client.post("/predict", json={"text": f"The dog number {n} sleeps."}) for n in range(sent)]
+        failed = write_errors(client)
+        when_full = (inside / "events.jsonl").read_bytes()
+        (inside / "filler").unlink()  # space again
+        again = client.post("/predict", json={"text": "The dog wakes up."})
+        ready = client.get("/ready").json()
+        after = (inside / "events.jsonl").read_bytes()
+    assert [answer.status_code for answer in [*answers, again]] == [200] * (sent + 1)
+    lines = when_full.decode("utf-8").splitlines(keepends=True)
+    assert all(line.endswith("\n") for line in lines)  # no half line: the short write was cut back
+    written = [parse_event(line) for line in lines]
+    assert 1 <= len(written) < sent
+    assert len(written) + failed == sent  # every request either wrote its event whole or was counted
+    assert after.startswith(when_full)
+    assert parse_event(after[len(when_full) :].decode("utf-8")).text_length == len("The dog wakes up.")
+    assert ready["events"] == {"file": str(events_file), "status": "ok", "write_errors": failed, "last_error": None}
+    log = (tmp_path / "server.log").read_text()
+    assert log.count(CANNOT_WRITE) == 1
+    assert f"prediction events are written to {events_file} again ({failed:.0f} failed writes" in log
