@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from prepare_data import (
     next_version,
     read_rows,
     training_rows,
+    version_number,
     write_rows,
 )
 from source import WEEK_DIR
@@ -235,7 +237,10 @@ def set_data_version(version: str, params_file: Path = PARAMS_FILE) -> str:
             inside = line.startswith("data:")
         elif inside and (match := re.match(r"(\s+version:\s*)([^\s#]+)(.*)", line, re.DOTALL)):
             lines[i] = f"{match[1]}{version}{match[3]}"
-            params_file.write_text("".join(lines), encoding="utf-8")
+            # Atomically: a crash leaves the old params.yaml or the new one, never half of it.
+            temporary = params_file.with_name(params_file.name + ".tmp")
+            temporary.write_text("".join(lines), encoding="utf-8")
+            os.replace(temporary, params_file)
             return match[2]
     raise CourseError(
         f"{params_file} has no data.version: restore it with `git checkout -- params.yaml` "
@@ -251,8 +256,39 @@ class Ingested:
     previous_version: str  # what params.yaml had before
 
 
+def selected_version(params_file: Path = PARAMS_FILE) -> str | None:
+    """data.version in params.yaml (None when the line is missing)."""
+    inside = False
+    for line in params_file.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith((" ", "#")):
+            inside = line.startswith("data:")
+        elif inside and (match := re.match(r"\s+version:\s*([^\s#]+)", line)):
+            return match[1]
+    return None
+
+
+def refuse_unselected_batch(raw_dir: Path = RAW_DIR, params_file: Path = PARAMS_FILE) -> None:
+    """Stop when the newest batch is newer than the version params.yaml selects.
+
+    ingest writes the batch, then selects it: a run stopped between the two leaves a batch that no
+    version trains on, and its sentences would make the same labels look "already in the data".
+    """
+    batches = labelled_batches(raw_dir)
+    selected = selected_version(params_file)
+    if not batches or selected is None:
+        return
+    newest = max(batches)
+    if f"v{newest}" != selected and (version_number(selected) or 0) < newest:
+        raise CourseError(
+            f"{batches[newest]} is not selected: params.yaml has data.version {selected} (an earlier run stopped "
+            f"after writing the batch). Set data.version: v{newest} in params.yaml, then run `dvc repro` and "
+            f"`python -m monitoring.promote`; or delete {batches[newest]} and run this again"
+        )
+
+
 def ingest(path: Path, raw_dir: Path = RAW_DIR, params_file: Path = PARAMS_FILE) -> Ingested:
     """Check a filled labelling CSV, write its new sentences as the next batch, and select that version."""
+    refuse_unselected_batch(raw_dir, params_file)
     labelled = sort_labelled(path, raw_dir)
     if len(labelled.unlabelled) == labelled.rows:
         raise CourseError(

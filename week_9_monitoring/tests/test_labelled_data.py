@@ -136,6 +136,25 @@ def test_a_queue_nobody_labelled_is_refused(week: Path) -> None:
     assert not (week / "data" / "labelled").exists()
 
 
+def test_a_batch_written_but_never_selected_is_named_with_the_way_on(week: Path) -> None:
+    # ingest writes data/labelled/v3.csv, then selects it in params.yaml: a run killed between the
+    # two leaves v3.csv that no version trains on. Its sentences must not read as "already in the data".
+    write_queue_csv([queue_item(1, "The server crashes.", "1"), queue_item(2, "A node fails.", "1")], week / "f.csv")
+    assert labelled_data(week, "f.csv").returncode == 0
+    labelled_data_module.set_data_version("v1", week / "params.yaml")  # the state the crash leaves
+    result = labelled_data(week, "f.csv")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "v3.csv is not selected: params.yaml has data.version v1" in result.stderr
+    assert "Set data.version: v3 in params.yaml, then run `dvc repro`" in result.stderr
+    assert data_version(week) == "v1" and not (week / "data" / "labelled" / "v4.csv").exists()
+    # Following the message: selected, the next queue makes v4 as usual.
+    labelled_data_module.set_data_version("v3", week / "params.yaml")
+    write_queue_csv([queue_item(1, "Every disk fills up.", "1")], week / "g.csv")
+    result = labelled_data(week, "g.csv")
+    assert result.returncode == 0, result.stderr
+    assert "data.version v3 -> v4" in result.stdout and not (week / "params.yaml.tmp").exists()
+
+
 def test_sentences_already_in_the_data_are_reported_and_left_out(week: Path) -> None:
     train = csv_rows(week / "data" / "train.csv")
     validation = csv_rows(week / "data" / "validation.csv")
