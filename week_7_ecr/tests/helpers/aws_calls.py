@@ -16,6 +16,8 @@ own set-up calls (creating the bucket, reading the function back).
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import os
 import shutil
@@ -98,20 +100,51 @@ def record(params: dict, model: Any, context: dict, **_: Any) -> None:
 
 def install() -> None:
     """Register `record` on every botocore session created from now on (boto3's and aiobotocore's)."""
-    import botocore.session
-
-    if getattr(botocore.session.Session, "_mlops_records_calls", False):
+    if "botocore.session" not in sys.modules:
+        import botocore.session  # noqa: F401
+    # From sys.modules: while botocore.session is still being imported, it is not yet an attribute of botocore.
+    session_class = sys.modules["botocore.session"].Session
+    if getattr(session_class, "_mlops_records_calls", False):
         return
-    original_init = botocore.session.Session.__init__
+    original_init = session_class.__init__
 
     def init_and_record(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self.register("provide-client-params", record)
 
-    botocore.session.Session.__init__ = init_and_record
-    botocore.session.Session._mlops_records_calls = True
-    if COMMAND_VARIABLE not in os.environ and str(os.getpid()) != os.environ.get(PYTEST_PID_VARIABLE):
+    session_class.__init__ = init_and_record
+    session_class._mlops_records_calls = True
+
+
+class InstallOnImport(importlib.abc.MetaPathFinder):
+    """Installs the recorder right after botocore.session is imported, so a command that never
+    uses AWS (most of the tests' subprocesses) does not pay a second for importing botocore."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "botocore.session":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            original = spec.loader.exec_module
+
+            def exec_then_install(module: Any) -> None:
+                original(module)
+                sys.modules[name] = module
+                install()
+
+            spec.loader.exec_module = exec_then_install
+        return spec
+
+
+def install_in_child_process() -> None:
+    """For sitecustomize.py: remember the course command, record once botocore is imported."""
+    if COMMAND_VARIABLE not in os.environ:
         os.environ[COMMAND_VARIABLE] = command_of_this_process()  # dvc, started by remote.py, inherits it
+    if "botocore.session" in sys.modules:
+        install()
+    else:
+        sys.meta_path.insert(0, InstallOnImport())
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:

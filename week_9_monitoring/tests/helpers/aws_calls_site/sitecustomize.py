@@ -14,4 +14,4 @@ if os.environ.get("MLOPS_AWS_CALL_LOG"):
     )
     _module = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_module)
-    _module.install()
+    _module.install_in_child_process()
