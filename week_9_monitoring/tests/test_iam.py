@@ -193,6 +193,8 @@ def aws_steps(workflow: Path) -> list[tuple[str | None, str]]:
 def test_each_workflow_step_calls_aws_as_the_role_meant_for_it(workflow: str) -> None:
     secrets = {role.secret for role in ROLES.values()}
     for secret, script in aws_steps(WORKFLOWS_DIR / workflow):
+        # Packages install before any credentials exist: no install script runs with a role's rights.
+        assert secret is None or "pip install" not in script, f"{workflow}: pip install runs as {secret}"
         for line in script.splitlines():
             match = re.search(r"(\w+\.py) (\S+)", line)
             if match and match.group(1) in ("remote.py", "build_image.py", "push_image.py", "deploy_lambda.py"):
