@@ -12,7 +12,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 from opensearchpy import OpenSearch
 
-from helpers.opensearch_server import OpenSearchServer
+from helpers.opensearch_server import OpenSearchServer, point_clis_at
 from monitoring import cloudwatch_to_opensearch as forwarder
 from monitoring.event_index import INDEX_PATTERN
 from monitoring.event_store import RetryPolicy, connect
@@ -31,9 +31,7 @@ LOG_STREAM = "2026/11/23/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenSearchServer]:
     with OpenSearchServer() as server:
-        monkeypatch.setenv("OPENSEARCH_URL", server.url)
-        for name in ("OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
-            monkeypatch.delenv(name, raising=False)
+        point_clis_at(server, monkeypatch)
         monkeypatch.setattr(forwarder, "RETRY", RetryPolicy(retries=1, first_delay_s=0.05))
         yield server
 

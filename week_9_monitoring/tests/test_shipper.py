@@ -17,7 +17,7 @@ from opensearchpy import OpenSearch
 
 from conftest import run_script
 from errors import CourseError
-from helpers.opensearch_server import FlakyGateway, OpenSearchServer
+from helpers.opensearch_server import FlakyGateway, OpenSearchServer, point_clis_at, stored_ids
 from helpers.sample_events import make_event, make_events, write_events
 from monitoring.event_index import INDEX_PATTERN, MAPPING, TEMPLATE_NAME, ensure_template, index_name
 from monitoring.event_store import RetryPolicy, StoreUnavailable, connect, fetch_events, ship_batch, ship_events
@@ -37,13 +37,6 @@ def store() -> Iterator[OpenSearchServer]:
 @pytest.fixture
 def client(store: OpenSearchServer) -> OpenSearch:
     return connect(store.url)
-
-
-def stored_ids(client: OpenSearch) -> list[str]:
-    """Every document id in predictions-*, duplicates kept (a duplicate would be a second document)."""
-    client.indices.refresh(index=INDEX_PATTERN)
-    hits = client.search(index=INDEX_PATTERN, body={"size": 10_000, "query": {"match_all": {}}})["hits"]["hits"]
-    return [hit["_id"] for hit in hits]
 
 
 def label_counts(client: OpenSearch) -> dict[str, int]:
@@ -281,10 +274,7 @@ def test_stopping_the_store_mid_burst_loses_nothing_and_ships_each_event_once(
 
 @pytest.fixture
 def store_env(store: OpenSearchServer, monkeypatch: pytest.MonkeyPatch) -> OpenSearchServer:
-    monkeypatch.setenv("OPENSEARCH_URL", store.url)
-    for name in ("OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    return store
+    return point_clis_at(store, monkeypatch)
 
 
 def test_cli_ship_and_follow_once(store_env: OpenSearchServer, tmp_path: Path) -> None:

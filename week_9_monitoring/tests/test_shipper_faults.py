@@ -15,9 +15,8 @@ import pytest
 from opensearchpy import OpenSearch
 
 from conftest import run_script
-from helpers.opensearch_server import OpenSearchServer
+from helpers.opensearch_server import OpenSearchServer, point_clis_at, stored_ids
 from helpers.sample_events import make_event, make_events, write_events
-from monitoring.event_index import INDEX_PATTERN
 from monitoring.event_store import RetryPolicy, connect
 from monitoring.prediction_events import PredictionEvent, to_json_line
 from monitoring.shipper import follow, follow_once, read_position, replay
@@ -28,22 +27,13 @@ FAST = RetryPolicy(retries=2, first_delay_s=0.05)
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenSearchServer]:
     with OpenSearchServer() as server:
-        monkeypatch.setenv("OPENSEARCH_URL", server.url)
-        for name in ("OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
-            monkeypatch.delenv(name, raising=False)
+        point_clis_at(server, monkeypatch)
         yield server
 
 
 @pytest.fixture
 def client(store: OpenSearchServer) -> OpenSearch:
     return connect(store.url)
-
-
-def stored_ids(client: OpenSearch) -> list[str]:
-    """Every document id in predictions-*, duplicates kept (a duplicate would be a second document)."""
-    client.indices.refresh(index=INDEX_PATTERN)
-    hits = client.search(index=INDEX_PATTERN, body={"size": 10_000, "query": {"match_all": {}}})["hits"]["hits"]
-    return [hit["_id"] for hit in hits]
 
 
 def ids(events: list[PredictionEvent]) -> set[str]:

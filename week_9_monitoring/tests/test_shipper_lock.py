@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import WEEK_DIR, run_script
-from helpers.opensearch_server import OpenSearchServer
+from helpers.opensearch_server import OpenSearchServer, point_clis_at
 from helpers.sample_events import make_event, make_events, write_events
 from monitoring.event_index import INDEX_PATTERN
 from monitoring.event_store import connect
@@ -25,9 +25,7 @@ from monitoring.prediction_events import to_json_line
 @pytest.fixture
 def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenSearchServer]:
     with OpenSearchServer() as server:
-        monkeypatch.setenv("OPENSEARCH_URL", server.url)
-        for name in ("OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
-            monkeypatch.delenv(name, raising=False)
+        point_clis_at(server, monkeypatch)
         yield server
 
 

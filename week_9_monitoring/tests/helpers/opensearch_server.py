@@ -26,7 +26,9 @@ import urllib.request
 from typing import IO
 
 import pytest
+from opensearchpy import OpenSearch
 
+from monitoring.event_index import INDEX_PATTERN
 from support.local_server import free_port, stop
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
@@ -180,3 +182,18 @@ class FlakyGateway:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def point_clis_at(server: OpenSearchServer, monkeypatch: pytest.MonkeyPatch) -> OpenSearchServer:
+    """Set OPENSEARCH_URL to `server` and unset the login variables, so a CLI a test runs ships there."""
+    monkeypatch.setenv("OPENSEARCH_URL", server.url)
+    for name in ("OPENSEARCH_USER", "OPENSEARCH_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return server
+
+
+def stored_ids(client: OpenSearch) -> list[str]:
+    """Every document id in predictions-*, duplicates kept (a duplicate would be a second document)."""
+    client.indices.refresh(index=INDEX_PATTERN)
+    hits = client.search(index=INDEX_PATTERN, body={"size": 10_000, "query": {"match_all": {}}})["hits"]["hits"]
+    return [hit["_id"] for hit in hits]
