@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from app import app
 from conftest import import_lambda_handler
 from errors import CourseError
+from helpers.sample_events import make_event
 from inference_onnx import ColaOnnxPredictor
 from monitoring.prediction_events import (
     BadLine,
@@ -163,33 +164,16 @@ def test_events_round_trip_and_bad_lines_name_file_and_line(tmp_path: Path) -> N
         list(read_events(tmp_path / "missing.jsonl"))
 
 
-def sample_event(number: int) -> PredictionEvent:
-    return PredictionEvent(
-        timestamp=utc_timestamp(),
-        event_id=f"e-{number}",
-        request_id="r",
-        source="api",
-        model_version="v1-12345678",
-        label="acceptable",
-        score=0.9,
-        probabilities={"unacceptable": 0.1, "acceptable": 0.9},
-        latency_ms=1.0,
-        text_length=3,
-        word_count=1,
-        text_sha256="0" * 64,
-    )
-
-
 def test_a_broken_line_is_reported_with_its_line_and_the_events_after_it_are_read(tmp_path: Path) -> None:
     # What a crash or a full disk leaves: half an event, then the API goes on writing whole ones.
-    first, second, third = (to_json_line(sample_event(n)) for n in range(3))
+    first, second, third = (to_json_line(make_event(n)) for n in range(3))
     path = tmp_path / "events.jsonl"
     with open(path, "wb") as handle:
         handle.write(f"{first}\n{second[:72]}{third}\n".encode())
         handle.write(b"\xff\xfe not text\n")
-        handle.write(f"{to_json_line(sample_event(3))}\n".encode())
+        handle.write(f"{to_json_line(make_event(3))}\n".encode())
     bad: list[BadLine] = []
-    assert [event.event_id for event in read_events(path, bad)] == ["e-0", "e-3"]
+    assert [event.event_id for event in read_events(path, bad)] == [make_event(0).event_id, make_event(3).event_id]
     assert [line.where for line in bad] == [f"{path}:2", f"{path}:3"]
     assert bad[0].line == second[:72] + third and "is not a prediction event" in bad[0].reason
     assert "is not UTF-8" in bad[1].reason
@@ -201,14 +185,14 @@ def test_a_broken_line_is_reported_with_its_line_and_the_events_after_it_are_rea
 
 def test_an_unfinished_last_line_is_left_for_later(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    whole, half = to_json_line(sample_event(0)), to_json_line(sample_event(1))[:40]
+    whole, half = to_json_line(make_event(0)), to_json_line(make_event(1))[:40]
     path.write_text(f"{whole}\n{half}")
     bad: list[BadLine] = []
-    assert [event.event_id for event in read_events(path, bad)] == ["e-0"] and bad == []
+    assert [event.event_id for event in read_events(path, bad)] == [make_event(0).event_id] and bad == []
 
 
 def test_an_event_with_an_unknown_field_is_refused_not_stripped() -> None:
-    line = json.loads(to_json_line(sample_event(0)))
+    line = json.loads(to_json_line(make_event(0)))
     line["user_email"] = "someone@example.com"
     with pytest.raises(CourseError, match=r"user_email: Extra inputs are not permitted"):
         parse_event(json.dumps(line), "events.jsonl:1")
@@ -302,7 +286,7 @@ def test_a_read_only_directory_is_counted_and_logged_once_and_the_file_is_untouc
     folder = tmp_path / "logs"
     folder.mkdir()
     events_file = folder / "events.jsonl"
-    earlier = to_json_line(sample_event(1)) + "\n"
+    earlier = to_json_line(make_event(1)) + "\n"
     events_file.write_text(earlier, encoding="utf-8")
     read_only = in_mount_namespace(f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}")
     with api_with_log(exported, tmp_path / "server.log", {"EVENTS_FILE": str(events_file)}, read_only) as (client, _):
