@@ -57,6 +57,9 @@ def interrupt_during_repro(project: Project, command: list[str]) -> tuple[int, s
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # a process group of its own, like a job in a terminal
+        # A terminal's job takes Ctrl-C; a CI started in the background (`nohup ... &`) hands its
+        # children SIGINT ignored, and an ignored signal stays ignored across exec.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     for line in process.stdout:
