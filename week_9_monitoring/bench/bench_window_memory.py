@@ -142,10 +142,11 @@ def main() -> None:
                 ],
             }  # fmt: skip
             for name, command in commands.items():
-                peak = peak_mb(command)
+                # Whole MB, rounded before subtracting, so the three columns add up as printed.
+                peak, floor = round(peak_mb(command)), round(floors[name])
                 print(
-                    f"{name:<16} {count:>9,} {size_mb:>8.0f} {peak:>8.0f} {floors[name]:>9.0f} "
-                    f"{peak - floors[name]:>12.0f}  {'yes' if peak <= TARGET_MB else 'no'}"
+                    f"{name:<16} {count:>9,} {size_mb:>8.0f} {peak:>8} {floor:>9} "
+                    f"{peak - floor:>12}  {'yes' if peak <= TARGET_MB else 'no'}"
                 )
     print(
         "floor: the same process importing its modules and reading nothing (scikit-learn, SciPy and the "
