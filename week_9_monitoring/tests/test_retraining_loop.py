@@ -16,18 +16,12 @@ import yaml
 
 from helpers.dvc_project import Project, md5
 from helpers.loop_files import csv_rows, data_version
+from helpers.loop_project import RETRAINING, first_model_project, record
 from monitoring.labelling_queue import read_queue_csv, write_queue_csv
 from schemas import MAX_BATCH_ITEMS
 from support.local_server import local_server
 from support.ops_grammar import other_domain_rows
 from support.shifted_text import validation_half
-
-# The first production model is a deliberately weak one-epoch run on v1 (MCC about 0.09 here); the
-# retrained one gets two epochs on v3 (about 0.3). The gap is far wider than what another machine's
-# arithmetic could move, so promotion and refusal cannot flip; longer runs would only cost time.
-FIRST_RUN = {"train.max_epochs": "1", "train.max_length": "32"}
-RETRAINING = {"train.max_epochs": "2"}
-
 
 # ----------------------------------------------------------------------------- the loop, for real
 
@@ -35,12 +29,7 @@ RETRAINING = {"train.max_epochs": "2"}
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The week with data v1 reproduced and committed (tag `first-model`); nothing promoted yet."""
-    project = Project(tmp_path_factory.mktemp("loop"))
-    # As the repository's .gitignore does: production/ is the registry stand-in, outside git.
-    (project.week / ".gitignore").write_text("production/\n")
-    project.set_params(**FIRST_RUN)
-    project.dvc("repro")
-    project.commit("data v1 and its model")
+    project = first_model_project(tmp_path_factory.mktemp("loop"))
     project.git("tag", "first-model")
     return project
 
@@ -66,10 +55,6 @@ def comparison_row(old: float, new: float) -> str:
 
 def metrics(week: Path) -> dict:
     return json.loads((week / "metrics.json").read_text())
-
-
-def record(week: Path) -> dict:
-    return json.loads((week / "production" / "model.json").read_text())
 
 
 @pytest.fixture(scope="module")
