@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a local container engine for the course's Dockerfiles on a machine with no
 # Docker daemon and no Docker Hub: podman (root, runc, cgroupfs) plus a locally built
-# stand-in for the official base image docker.io/library/python:3.11.14-slim-bookworm.
+# stand-in for the official base image docker.io/library/python:3.11.15-slim-bookworm.
 #
 #   bash tools/containers/setup.sh && source .containers/env
 #
@@ -20,7 +20,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mlops-basics"
 # Bump RECIPE when the base image recipe below changes: the cached root file system and
 # any image built from an older recipe are then rebuilt.
 RECIPE=1
-BASE_IMAGE="docker.io/library/python:3.11.14-slim-bookworm"
+BASE_IMAGE="docker.io/library/python:3.11.15-slim-bookworm"
 BASE_ALIASES=("docker.io/library/python:3.11-slim" "docker.io/library/python:3.11-slim-bookworm")
 ROOTFS_TAR="$CACHE/python-3.11-slim-bookworm-standin-r$RECIPE.tar"
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
