@@ -71,6 +71,15 @@ sync: setup ## carry a fix forward to later weeks: make sync FILE=week_0_project
 weeks-readme: setup ## rewrite each week's "What's new this week" section from its week.toml
 	$(PY) -m tools.weeks readme
 
+# The course site: the READMEs themselves, rendered by MkDocs + Material (tools/site/); NO_MKDOCS_2_WARNING
+# silences Material's end-of-life banner (see the root README, "The course site").
+SITE := NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs
+docs: setup ## build the course site into tools/site/build/site (--strict: broken links, images, anchors fail)
+	$(SITE) build --strict -f tools/site/mkdocs.yml
+
+docs-serve: setup ## serve the course site on http://127.0.0.1:8000, rebuilt when a README changes
+	$(SITE) serve --strict -f tools/site/mkdocs.yml -a 127.0.0.1:8000
+
 # The generators live in bundle/; week 0 holds their output and every later week a copy of it.
 bundle: setup ## regenerate the offline data and model into week 0 (about 4 min), then copy them to every week
 	$(PY) bundle/offline_data.py
@@ -91,4 +100,4 @@ clean: ## remove what the weeks produced (models, runs, caches); keeps .venv
 	rm -rf week_*/artifacts week_*/wandb week_*/outputs week_*/multirun week_*/mlruns .test-reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-.PHONY: help setup setup-actionlint setup-iam-check demo test test-week lint check-weeks check-pins readme-check diff sync weeks-readme bundle lock clean
+.PHONY: help setup setup-actionlint setup-iam-check demo test test-week lint check-weeks check-pins readme-check diff docs docs-serve sync weeks-readme bundle lock clean

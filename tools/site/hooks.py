@@ -43,6 +43,11 @@ def _repo_url(configured: str | None) -> str:
     return origin.removesuffix(".git") if origin.startswith("https://github.com/") else PLACEHOLDER_REPO
 
 
+def on_startup(command, dirty):
+    """Remember whether this is `mkdocs serve`: its site lives in a temporary folder, with no report."""
+    STATE["command"] = command
+
+
 def on_config(config):
     """Find the pages, build the navigation in week order and set up the link rewriter."""
     root = Path(os.environ.get("MLOPS_SITE_ROOT") or REPO).resolve()
@@ -90,6 +95,8 @@ def on_page_content(html, page, config, files):
 
 def on_post_build(config):
     """The external links of every page, in one report beside the built site."""
+    if STATE.get("command") == "serve":
+        return
     report = Path(config.site_dir).parent / "external-links.txt"
     log.info(links.write_report(STATE["linker"].external, report))
 
