@@ -57,7 +57,7 @@ def on_config(config):
     config.repo_url = _repo_url(config.repo_url)
     config.nav = [{page.title: page.path} for page in found]
     ref = os.environ.get("MLOPS_SITE_REF", "main")
-    STATE.update(root=root, pages=found, linker=pages.Linker(root, found, config.repo_url, ref))
+    STATE.update(root=root, pages=found, linker=pages.Linker(root, found, config.repo_url, ref), files=None)
     return config
 
 
@@ -88,13 +88,17 @@ def on_page_markdown(markdown, page, config, files):
 def on_page_content(html, page, config, files):
     """Put the rendered lesson diff where the week's page marks it."""
     if pages.DIFF_MARK in html:
+        if STATE["files"] is None:
+            STATE["files"] = pages.snapshot(STATE["root"])  # one for the whole build
         week_name = page.file.src_uri.split("/")[0]
-        html = html.replace(pages.DIFF_MARK, pages.lesson_html(STATE["root"], week_name))
+        html = html.replace(pages.DIFF_MARK, pages.lesson_html(STATE["root"], week_name, STATE["files"]))
     return html
 
 
 def on_post_build(config):
     """The external links of every page, in one report beside the built site."""
+    if isinstance(STATE.get("files"), pages.BatchedCommits):
+        STATE["files"].close()
     if STATE.get("command") == "serve":
         return
     report = Path(config.site_dir).parent / "external-links.txt"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import posixpath
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
-from tools.week_files import week_files
+from tools.week_files import CommittedFiles, DiskFiles, week_files
 from tools.weeks import find_weeks, lesson, load_declaration, week_number
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
@@ -149,6 +150,47 @@ class Linker:
         return "".join(out)
 
 
+class BatchedCommits:
+    """The last commit's files as tools.weeks reads them, through one `git cat-file --batch` process.
+
+    The lesson diffs read a few hundred blobs; one git process per blob took most of the build's time.
+    """
+
+    def __init__(self, committed: CommittedFiles) -> None:
+        self.committed = committed
+        self.description = committed.description
+        self.process = subprocess.Popen(
+            ["git", "cat-file", "--batch"], cwd=committed.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+
+    def files(self, week: str) -> set[str]:
+        return self.committed.files(week)
+
+    def same(self, first: str, second: str) -> bool:
+        return self.committed.same(first, second)
+
+    def read(self, relative: str) -> bytes | None:
+        blob = self.committed.blobs.get(relative)
+        if blob is None:
+            return None
+        self.process.stdin.write(blob.encode() + b"\n")
+        self.process.stdin.flush()
+        header = self.process.stdout.readline().split()  # <sha> blob <size>
+        data = self.process.stdout.read(int(header[2]))
+        self.process.stdout.read(1)  # the newline after the content
+        return data
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def snapshot(root: Path) -> BatchedCommits | DiskFiles:
+    """What the lesson diffs compare, as `make diff` does: the last commit (the files on disk without git)."""
+    files = week_files(root, False)
+    return BatchedCommits(files) if isinstance(files, CommittedFiles) else files
+
+
 def lesson_section(number: int) -> str:
     """The Markdown appended to week `number`'s page: a heading and the mark where the diff goes."""
     return (
@@ -158,10 +200,10 @@ def lesson_section(number: int) -> str:
     )
 
 
-def lesson_html(root: Path, week_name: str) -> str:
+def lesson_html(root: Path, week_name: str, files: BatchedCommits | DiskFiles | None = None) -> str:
     """Week `week_name`'s lesson diff (tools.weeks, as committed) as a collapsed, highlighted block."""
     week = root / week_name
-    text = lesson(root, week, week_files(root, False))
+    text = lesson(root, week, files or week_files(root, False))
     changed = sum(1 for line in text.splitlines() if line.startswith(("+++ ", "removed: ", "added binary")))
     body = highlight(text, DiffLexer(), HtmlFormatter(cssclass="highlight", wrapcode=True))
     summary = f"make diff WEEK={week_number(week)}: {changed} file(s), {text.count(chr(10)):,} lines"

