@@ -4,6 +4,8 @@
 
     POST /predict        {"text": "The dogs are chasing a cat."}  -> label, score, probabilities
     POST /predict/batch  {"texts": ["...", "..."]}                  -> one prediction per text
+    POST /predict/dynamic  as /predict, through the dynamic batcher (batcher.py): one model call
+                           for every sentence waiting at the time, faster under concurrent load
     GET  /health         the process is alive
     GET  /ready          the model is loaded and the service can answer
 
@@ -24,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from batcher import Batcher
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from schemas import (
@@ -61,13 +64,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         settings = read_settings()
         app.state.predictor = ColaOnnxPredictor(settings.model_dir, settings.variant, settings.threads)
+        batcher = Batcher(app.state.predictor.predict_batch, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
     except CourseError as error:
         # One line, the one to read in `docker logs`; DropStartupTraceback keeps the traceback out.
         log.error("cannot start the service: %s", error)
         raise
     log.info("model loaded from %s (%s)", settings.model_dir, settings.variant)
-    yield
-    app.state.predictor = None
+    batcher.start()
+    app.state.batcher = batcher
+    try:
+        yield
+    finally:
+        # uvicorn has finished the open requests by now; close() still answers anything queued.
+        app.state.batcher = None
+        await batcher.close()
+        app.state.predictor = None
 
 
 app = FastAPI(
@@ -77,6 +88,7 @@ app = FastAPI(
     lifespan=lifespan,
 )
 app.state.predictor = None
+app.state.batcher = None
 
 
 EXAMPLE_BODY = '{"text": "The dog sleeps."}'
@@ -168,12 +180,28 @@ def predictor_of(request: Request) -> ColaOnnxPredictor:
     return predictor
 
 
+def batcher_of(request: Request) -> Batcher:
+    batcher = request.app.state.batcher
+    if batcher is None or not batcher.running:  # the same 500 as /predict without a model
+        raise RuntimeError("the model is not loaded")
+    return batcher
+
+
 # The prediction endpoints are plain `def`: FastAPI runs them in a worker thread, so the model's
 # CPU work never blocks the event loop that answers /health and accepts connections.
 @app.post("/predict", response_model=Prediction, responses=REFUSALS)
 def predict(body: PredictRequest, request: Request) -> Prediction:
     """Classify one sentence."""
     result = predictor_of(request).predict(body.text)
+    return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
+
+
+# The same request and answer as /predict, on the event loop: the request waits (without a thread)
+# for the batcher, which runs the model on its own thread for every sentence waiting at the time.
+@app.post("/predict/dynamic", response_model=Prediction, responses=REFUSALS)
+async def predict_dynamic(body: PredictRequest, request: Request) -> Prediction:
+    """Classify one sentence, in one model call with the others waiting (BATCH_MAX_SIZE, BATCH_MAX_WAIT_MS)."""
+    result = await batcher_of(request).submit(body.text)
     return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
 
 

@@ -4,6 +4,8 @@
 
     POST /predict        {"text": "The dogs are chasing a cat."}  -> label, score, probabilities
     POST /predict/batch  {"texts": ["...", "..."]}                  -> one prediction per text
+    POST /predict/dynamic  as /predict, through the dynamic batcher (batcher.py): one model call
+                           for every sentence waiting at the time, faster under concurrent load
     GET  /health         the process is alive
     GET  /ready          the model is loaded and the service can answer
     GET  /metrics        Prometheus metrics: requests, latency, predicted labels, score histogram
@@ -31,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from batcher import Batcher
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from monitoring import prediction_metrics
@@ -70,6 +73,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         settings = read_settings()
         app.state.predictor = ColaOnnxPredictor(settings.model_dir, settings.variant, settings.threads)
+        batcher = Batcher(app.state.predictor.predict_batch, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
         app.state.events = EventSink(settings.events_file, on_error=prediction_metrics.count_event_write_error, log=log)
     except CourseError as error:
         # One line, the one to read in `docker logs`; DropStartupTraceback keeps the traceback out.
@@ -83,8 +87,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         f" and {settings.events_file}" if settings.events_file else "",
         "logged (LOG_TEXT=true)" if settings.log_text else "hashed (set LOG_TEXT=true to log them)",
     )
-    yield
-    app.state.predictor = None
+    batcher.start()
+    app.state.batcher = batcher
+    try:
+        yield
+    finally:
+        # uvicorn has finished the open requests by now; close() still answers anything queued.
+        app.state.batcher = None
+        await batcher.close()
+        app.state.predictor = None
 
 
 app = FastAPI(
@@ -94,6 +105,7 @@ app = FastAPI(
     lifespan=lifespan,
 )
 app.state.predictor = None
+app.state.batcher = None
 prediction_metrics.instrument(app)
 
 
@@ -186,6 +198,13 @@ def predictor_of(request: Request) -> ColaOnnxPredictor:
     return predictor
 
 
+def batcher_of(request: Request) -> Batcher:
+    batcher = request.app.state.batcher
+    if batcher is None or not batcher.running:  # the same 500 as /predict without a model
+        raise RuntimeError("the model is not loaded")
+    return batcher
+
+
 # A client's own request id is kept only if it is short and plain: it goes into logs and indexes.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -198,11 +217,18 @@ def request_id_of(request: Request) -> str:
 def classify(request: Request, response: Response, texts: list[str]) -> list[dict]:
     """Run the model on `texts`, then emit one event and update the metrics per prediction."""
     predictor = predictor_of(request)
-    request_id = request_id_of(request)
-    event_prefix = new_request_id()  # never the client's id: a reused X-Request-ID would overwrite events
     started = time.perf_counter()
     results = predictor.predict_batch(texts)
-    latency_ms = (time.perf_counter() - started) * 1000
+    return record(request, response, texts, results, (time.perf_counter() - started) * 1000)
+
+
+def record(
+    request: Request, response: Response, texts: list[str], results: list[dict], latency_ms: float
+) -> list[dict]:
+    """One event and the metrics per prediction, and the X-Request-ID header; returns `results`."""
+    predictor = predictor_of(request)
+    request_id = request_id_of(request)
+    event_prefix = new_request_id()  # never the client's id: a reused X-Request-ID would overwrite events
     events = [
         build_event(
             result,
@@ -230,6 +256,18 @@ def classify(request: Request, response: Response, texts: list[str]) -> list[dic
 def predict(body: PredictRequest, request: Request, response: Response) -> Prediction:
     """Classify one sentence."""
     result = classify(request, response, [body.text])[0]
+    return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
+
+
+# The same request, answer, events and metrics as /predict, on the event loop: the request waits (without a
+# thread) for the batcher, which runs the model on its own thread for every sentence waiting at the time.
+# The events' latency_ms is the request's wait for the batcher plus its batch's model call.
+@app.post("/predict/dynamic", response_model=Prediction, responses=REFUSALS)
+async def predict_dynamic(body: PredictRequest, request: Request, response: Response) -> Prediction:
+    """Classify one sentence, in one model call with the others waiting (BATCH_MAX_SIZE, BATCH_MAX_WAIT_MS)."""
+    started = time.perf_counter()
+    result = await batcher_of(request).submit(body.text)
+    record(request, response, [body.text], [result], (time.perf_counter() - started) * 1000)
     return Prediction(text=body.text, **{k: result[k] for k in ("label", "score", "probabilities")})
 
 
