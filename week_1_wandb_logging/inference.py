@@ -9,12 +9,11 @@ import argparse
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from errors import CourseError, run_cli
 from model import LABELS, ColaModel
-from source import resolve_model_path
+from source import load_tokenizer
 from train import checkpoint_path
 
 
@@ -34,7 +33,7 @@ class ColaPredictor:
         transformers_logging.set_verbosity_error()
         self.model = ColaModel.load_from_checkpoint(checkpoint, map_location="cpu")
         self.model.eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(self.model.hparams.model_name))
+        self.tokenizer = load_tokenizer(self.model.hparams.model_name)
         self.max_length = self.model.hparams.max_length
 
     @torch.no_grad()

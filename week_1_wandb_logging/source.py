@@ -15,8 +15,12 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from errors import CourseError
+
+if TYPE_CHECKING:  # transformers is imported where it is used: reading the data needs only the standard library
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,31 @@ def resolve_model_path(name_or_path: str) -> str:
     """A path relative to the week folder becomes absolute; a Hub name stays as it is."""
     candidate = WEEK_DIR / name_or_path
     return str(candidate) if candidate.exists() else name_or_path
+
+
+def base_config(name_or_path: str, **kwargs: object) -> PretrainedConfig:
+    """The base model's transformers config; `kwargs` (e.g. num_labels=2) override its values.
+
+    Google's BERT miniatures on the Hub (google/bert_uncased_L-2_H-128_A-2 and its siblings) keep
+    the config.json of their 2020 conversion, which has no `model_type` key. transformers 5 no longer
+    guesses the type from the name, so AutoConfig refuses them ("Unrecognized model") and
+    AutoTokenizer cannot build their tokenizer: such a config is read as the BERT it is."""
+    from transformers import AutoConfig, BertConfig
+
+    path = resolve_model_path(name_or_path)
+    try:
+        return AutoConfig.from_pretrained(path, **kwargs)
+    except ValueError as error:
+        if "model_type" not in str(error):
+            raise
+        return BertConfig.from_pretrained(path, **kwargs)
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    """The base model's tokenizer, from the bundled folder or the Hub (see base_config for why the config)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(name_or_path), config=base_config(name_or_path))
 
 
 def read_split(split: str, data_dir: Path | None = None) -> list[dict]:

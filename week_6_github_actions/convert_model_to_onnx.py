@@ -27,7 +27,6 @@ import onnx_ir as ir
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from config import load_saved_config
@@ -42,7 +41,7 @@ from inference_onnx import (
     softmax,
 )
 from model import ColaModel
-from source import WEEK_DIR, resolve_model_path
+from source import WEEK_DIR, load_tokenizer
 
 log = logging.getLogger("convert")
 
@@ -250,7 +249,7 @@ def convert(
     saved = load_saved_config(checkpoint)
     labels, max_length = list(saved.data.labels), int(saved.data.max_length)
     model_name = model.hparams.model_name
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name))
+    tokenizer = load_tokenizer(model_name)
     example = tokenizer(
         EXAMPLE_SENTENCES, truncation=True, padding="max_length", max_length=max_length, return_tensors="pt"
     )

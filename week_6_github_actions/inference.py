@@ -12,13 +12,12 @@ import argparse
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from config import base_model, load_saved_config, saved_config_path
 from errors import CourseError, run_cli
 from model import ColaModel
-from source import resolve_model_path
+from source import load_tokenizer
 from train import checkpoint_path
 
 
@@ -45,7 +44,7 @@ class ColaPredictor:
                 f"{saved_config_path(checkpoint)} describes {model_name}, but {checkpoint.name} was trained "
                 f"from {self.model.hparams.model_name}: the config belongs to another run; retrain"
             )
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name))
+        self.tokenizer = load_tokenizer(model_name)
         self.max_length = config.data.max_length  # what training tokenized to
         self.labels = list(config.data.labels)
         if len(self.labels) != self.model.model.config.num_labels:

@@ -1,0 +1,1 @@
+"""Test helpers: servers and projects the tests start (not tests themselves)."""

@@ -1,0 +1,236 @@
+"""The repositories the Hub stand-in (hub_server.py) serves, built here from the week's offline data.
+
+Layouts (the real repositories' file lists, as on huggingface.co):
+  datasets/nyu-mll/glue, config `cola`: README.md whose YAML has `dataset_info` (features sentence:
+    string, label: class_label 0 unacceptable / 1 acceptable, idx: int32) and `configs` (data_files
+    cola/train-*, cola/validation-*, cola/test-*), and cola/{train,validation,test}-00000-of-00001.parquet,
+    the Parquet conversion the Hub holds since 2024 (the GLUE card on huggingface.co lists these; the
+    script glue.py is gone). The other GLUE configs are left out. Content: the bundled offline data
+    (data/): train = the first 2,400 sentences of train.csv, test = the last 600 with label -1 as in
+    real CoLA (its labels are not public), validation = validation.csv. Sizes are smaller than CoLA's
+    8,551 / 1,043 / 1,063.
+  google/bert_uncased_L-2_H-128_A-2 (BERT-Tiny, google-research/bert's miniatures, converted by the
+    Hugging Face team in 2020, main at 30b0a37): config.json with the 11 keys of Google's
+    bert_config.json in their order and no `model_type` (copied verbatim in FedML's model-serving
+    code; transformers 4 guessed "bert" from the name, transformers 5 refuses it: see
+    source.base_config), vocab.txt (uncased WordPiece, 30,522
+    entries, [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103), pytorch_model.bin and
+    model.safetensors (BertForPreTraining's weights: encoder, pooler, the `cls.` pretraining heads),
+    README.md, .gitattributes. No tokenizer.json, tokenizer_config.json or special_tokens_map.json:
+    transformers builds the fast tokenizer from vocab.txt. The real repo's TensorFlow and Flax weights
+    (tf_model.h5, flax_model.msgpack) are not served: no client here reads them. Content: the real
+    config; weights randomly initialised from it (seed 0); vocab.txt has BERT's special tokens at their
+    real ids, the bundled offline tokenizer's word pieces after them, and [unused] entries up to 30,522.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WEEK_DIR = Path(__file__).resolve().parents[2]
+GLUE = "nyu-mll/glue"
+BERT_TINY = "google/bert_uncased_L-2_H-128_A-2"
+TEST_ROWS = 600  # the last rows of the offline train.csv become the stand-in's unlabelled test split
+LFS_SUFFIXES = (".parquet", ".bin", ".safetensors")  # what .gitattributes sends to LFS on the real repos
+# google/bert_uncased_L-2_H-128_A-2/config.json: Google's bert_config.json of the miniature, unchanged.
+BERT_TINY_CONFIG = {
+    "hidden_size": 128,
+    "hidden_act": "gelu",
+    "initializer_range": 0.02,
+    "vocab_size": 30522,
+    "hidden_dropout_prob": 0.1,
+    "num_attention_heads": 2,
+    "type_vocab_size": 2,
+    "max_position_embeddings": 512,
+    "num_hidden_layers": 2,
+    "intermediate_size": 512,
+    "attention_probs_dropout_prob": 0.1,
+}
+GITATTRIBUTES = "".join(f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES)
+
+
+def git_blob_sha1(content: bytes) -> str:
+    """The id git (and the Hub's `oid`) gives a file's content."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+@dataclass
+class Repo:
+    """One repository at one commit: its files, and which of them are stored with LFS."""
+
+    kind: str  # "model" or "dataset"
+    repo_id: str
+    files: dict[str, bytes]
+    card_data: dict = field(default_factory=dict)
+
+    @property
+    def sha(self) -> str:
+        digest = hashlib.sha1(self.repo_id.encode())
+        for path in sorted(self.files):
+            digest.update(path.encode() + git_blob_sha1(self.files[path]).encode())
+        return digest.hexdigest()
+
+    def entry(self, path: str) -> dict:
+        """The tree / paths-info entry of a file."""
+        content = self.files[path]
+        item = {"type": "file", "oid": git_blob_sha1(content), "size": len(content), "path": path}
+        if path.endswith(LFS_SUFFIXES):
+            item["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
+        return item
+
+    def folders(self) -> set[str]:
+        return {"/".join(p.split("/")[:i]) for p in self.files for i in range(1, p.count("/") + 1)}
+
+    def listing(self, folder: str, recursive: bool) -> list[dict]:
+        """Entries under `folder` ("" = the root), folders first, as the Hub lists them."""
+        prefix = f"{folder}/" if folder else ""
+        depth = prefix.count("/")
+        folders = sorted(f for f in self.folders() if f.startswith(prefix) and (recursive or f.count("/") == depth))
+        files = sorted(p for p in self.files if p.startswith(prefix) and (recursive or p.count("/") == depth))
+        return [{"type": "directory", "oid": git_blob_sha1(f.encode()), "path": f} for f in folders] + [
+            self.entry(p) for p in files
+        ]
+
+    def info(self) -> dict:
+        return {
+            "_id": self.sha[:24],
+            "id": self.repo_id,
+            "author": self.repo_id.split("/")[0],
+            "sha": self.sha,
+            "lastModified": "2024-01-30T10:00:00.000Z",
+            "createdAt": "2022-03-02T23:29:22.000Z",
+            "private": False,
+            "gated": False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": [],
+            "cardData": self.card_data,
+            "siblings": [{"rfilename": path} for path in sorted(self.files)],
+        }
+
+
+# ------------------------------------------------------------------------------------------ nyu-mll/glue
+
+
+def _parquet(rows: list[dict]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = {
+        "sentence": {"dtype": "string", "_type": "Value"},
+        "label": {"names": ["unacceptable", "acceptable"], "_type": "ClassLabel"},
+        "idx": {"dtype": "int32", "_type": "Value"},
+    }
+    schema = pa.schema(
+        [("sentence", pa.string()), ("label", pa.int64()), ("idx", pa.int32())],
+        # What `datasets` writes into the Parquet files it pushes, the Hub's conversion included.
+        metadata={"huggingface": json.dumps({"info": {"features": features}})},
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def glue_splits(data_dir: Path) -> dict[str, list[dict]]:
+    """The stand-in's CoLA splits from the offline data; the test split's labels are -1, as in CoLA."""
+    from source import read_split  # the week's own reader (the week folder is on sys.path in the tests)
+
+    train = read_split("train", data_dir)
+    test = [{**row, "label": -1, "idx": i} for i, row in enumerate(train[-TEST_ROWS:])]
+    return {"train": train[:-TEST_ROWS], "validation": read_split("validation", data_dir), "test": test}
+
+
+def build_glue(data_dir: Path) -> Repo:
+    """datasets/nyu-mll/glue with the `cola` config, in the real repository's layout."""
+    splits = glue_splits(data_dir)
+    files = {f"cola/{split}-00000-of-00001.parquet": _parquet(rows) for split, rows in splits.items()}
+    card = {
+        "pretty_name": "GLUE (General Language Understanding Evaluation benchmark)",
+        "dataset_info": [
+            {
+                "config_name": "cola",
+                "features": [
+                    {"name": "sentence", "dtype": "string"},
+                    {"name": "label", "dtype": {"class_label": {"names": {"0": "unacceptable", "1": "acceptable"}}}},
+                    {"name": "idx", "dtype": "int32"},
+                ],
+                "splits": [
+                    {"name": split, "num_bytes": sum(len(r["sentence"]) + 12 for r in rows), "num_examples": len(rows)}
+                    for split, rows in splits.items()
+                ],
+                "download_size": sum(len(content) for content in files.values()),
+            }
+        ],
+        "configs": [
+            {
+                "config_name": "cola",
+                "data_files": [{"split": split, "path": f"cola/{split}-*"} for split in splits],
+            }
+        ],
+    }
+    files["README.md"] = _readme(card, "# Dataset Card for GLUE (test stand-in: config cola only)\n")
+    files[".gitattributes"] = GITATTRIBUTES.encode()
+    return Repo("dataset", GLUE, files, card)
+
+
+def _readme(card: dict, body: str) -> bytes:
+    # JSON is YAML: the card's metadata block parses the same way as the real card's YAML.
+    return f"---\n{json.dumps(card, indent=1)}\n---\n\n{body}".encode()
+
+
+# -------------------------------------------------------------------------- google/bert_uncased_L-2_H-128_A-2
+
+
+def bert_vocab(size: int) -> list[str]:
+    """A vocab.txt of `size` entries with BERT uncased's special ids and the offline tokenizer's word pieces."""
+    tokenizer = json.loads((WEEK_DIR / "offline_model" / "tokenizer.json").read_text(encoding="utf-8"))
+    specials = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+    pieces = [t for t, _ in sorted(tokenizer["model"]["vocab"].items(), key=lambda kv: kv[1]) if t not in specials]
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] + pieces
+    vocab += [f"[unused{i}]" for i in range(99, 99 + size - len(vocab))]
+    return vocab
+
+
+def build_bert(repo_id: str, config: dict) -> Repo:
+    """A BERT miniature in its real repository's layout, weights random from the real config."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import BertConfig, BertForPreTraining
+
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig(**config))
+    # Like Google's converted checkpoints: every tensor stored, the tied decoder weight as its own copy.
+    weights = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}
+    safetensors = io.BytesIO()
+    safetensors.write(_safetensors_bytes(weights, save_file))
+    pickled = io.BytesIO()
+    torch.save(weights, pickled)
+    files = {
+        "config.json": json.dumps(config, indent=2).encode(),
+        "vocab.txt": "".join(f"{token}\n" for token in bert_vocab(config["vocab_size"])).encode(),
+        "pytorch_model.bin": pickled.getvalue(),
+        "model.safetensors": safetensors.getvalue(),
+        ".gitattributes": GITATTRIBUTES.encode(),
+    }
+    card = {"language": "en", "license": "apache-2.0", "thumbnail": None}
+    files["README.md"] = _readme(card, f"# {repo_id} (test stand-in: random weights from the real config)\n")
+    return Repo("model", repo_id, files, card)
+
+
+def _safetensors_bytes(weights: dict, save_file) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.safetensors"
+        save_file(weights, str(path), metadata={"format": "pt"})
+        return path.read_bytes()
+
+
+# Every base model a week lets a learner select, with its real config.json.
+MODELS = {BERT_TINY: BERT_TINY_CONFIG}
