@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 from datasets import DatasetDict, load_dataset
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
@@ -26,8 +27,7 @@ def load_cola(source: str) -> DatasetDict:
         dataset = load_dataset("csv", data_files={k: str(v) for k, v in files.items()})
     except Exception as error:  # datasets raises several types for a broken CSV
         raise CourseError(
-            f"cannot read the offline data in {OFFLINE_DATA_DIR} ({type(error).__name__}: "
-            f"{error}): {RESTORE_DATA}"
+            f"cannot read the offline data in {OFFLINE_DATA_DIR} ({type(error).__name__}: {error}): {RESTORE_DATA}"
         ) from error
     missing = {"sentence", "label"} - set(dataset["train"].column_names)
     if missing:
@@ -36,7 +36,7 @@ def load_cola(source: str) -> DatasetDict:
 
 
 class ColaDataModule(L.LightningDataModule):
-    """Tokenized CoLA batches of `input_ids`, `attention_mask` and `label`."""
+    """Tokenized CoLA batches of `input_ids`, `attention_mask` and `label`, each padded to its longest sentence."""
 
     def __init__(
         self,
@@ -55,10 +55,18 @@ class ColaDataModule(L.LightningDataModule):
         self.val_data = None
 
     def tokenize(self, batch: dict) -> dict:
-        """Pad or truncate every sentence to exactly `max_length` tokens."""
-        return self.tokenizer(
-            batch["sentence"], truncation=True, padding="max_length", max_length=self.max_length
-        )
+        """Truncate every sentence to at most `max_length` tokens; padding waits for the batch."""
+        return self.tokenizer(batch["sentence"], truncation=True, max_length=self.max_length)
+
+    def collate(self, rows: list[dict]) -> dict:
+        """Pad a batch to its longest sentence only (dynamic padding): most sentences are far
+        shorter than `max_length`, and every padding token costs as much compute as a word."""
+        pad_id = self.tokenizer.pad_token_id
+        return {
+            "input_ids": pad_sequence([r["input_ids"] for r in rows], batch_first=True, padding_value=pad_id),
+            "attention_mask": pad_sequence([r["attention_mask"] for r in rows], batch_first=True),
+            "label": torch.stack([r["label"] for r in rows]),
+        }
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_data is not None:
@@ -72,9 +80,7 @@ class ColaDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # A seeded generator keeps the shuffling order the same on every run.
         generator = torch.Generator().manual_seed(0)
-        return DataLoader(
-            self.train_data, batch_size=self.batch_size, shuffle=True, generator=generator
-        )
+        return DataLoader(self.train_data, self.batch_size, shuffle=True, generator=generator, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_data, batch_size=self.batch_size, shuffle=False)
+        return DataLoader(self.val_data, self.batch_size, shuffle=False, collate_fn=self.collate)

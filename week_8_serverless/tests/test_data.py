@@ -1,4 +1,4 @@
-"""The data module: shapes, labels, tokenization length, clear errors for broken data."""
+"""The data module: shapes, labels, tokenization length, dynamic padding, clear errors for broken data."""
 
 from __future__ import annotations
 
@@ -21,10 +21,25 @@ def datamodule() -> ColaDataModule:
 
 def test_batch_shapes_and_types(datamodule: ColaDataModule) -> None:
     batch = next(iter(datamodule.train_dataloader()))
-    assert batch["input_ids"].shape == (BATCH, MAX_LENGTH)
-    assert batch["attention_mask"].shape == (BATCH, MAX_LENGTH)
+    width = batch["input_ids"].shape[1]
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (BATCH, width)
+    assert width <= MAX_LENGTH
     assert batch["label"].shape == (BATCH,)
-    assert batch["input_ids"].dtype == torch.long
+    assert batch["input_ids"].dtype == batch["attention_mask"].dtype == torch.long
+
+
+@pytest.mark.parametrize("loader", ["train_dataloader", "val_dataloader"])
+def test_each_batch_is_padded_to_its_longest_sentence(datamodule: ColaDataModule, loader: str) -> None:
+    pad_id = datamodule.tokenizer.pad_token_id
+    widths = set()
+    for batch in getattr(datamodule, loader)():
+        lengths = batch["attention_mask"].sum(dim=1)
+        widths.add(batch["input_ids"].shape[1])
+        assert int(lengths.max()) == batch["input_ids"].shape[1]  # no column of padding only
+        for ids, mask, length in zip(batch["input_ids"], batch["attention_mask"], lengths, strict=True):
+            assert mask[:length].all() and not mask[length:].any()  # words first, then padding
+            assert (ids[length:] == pad_id).all() and ids[length - 1] == datamodule.tokenizer.sep_token_id
+    assert max(widths) <= MAX_LENGTH and len(widths) > 1  # the width follows the batch
 
 
 def test_labels_are_binary_in_both_splits(datamodule: ColaDataModule) -> None:
@@ -41,11 +56,12 @@ def test_validation_loader_keeps_order(datamodule: ColaDataModule) -> None:
 def test_tokenization_respects_max_length(datamodule: ColaDataModule) -> None:
     long_sentence = " ".join(["the big dog runs"] * 40) + "."
     encoded = datamodule.tokenize({"sentence": [long_sentence, "Dogs run."]})
-    assert [len(ids) for ids in encoded["input_ids"]] == [MAX_LENGTH, MAX_LENGTH]
+    assert len(encoded["input_ids"][0]) == MAX_LENGTH
     tokenizer = datamodule.tokenizer
     assert encoded["input_ids"][0][-1] == tokenizer.sep_token_id  # truncated, still closed by [SEP]
-    assert encoded["input_ids"][1][-1] == tokenizer.pad_token_id  # short one is padded
-    assert sum(encoded["attention_mask"][1]) < MAX_LENGTH
+    short = encoded["input_ids"][1]
+    assert len(short) < MAX_LENGTH and short[-1] == tokenizer.sep_token_id  # not padded: the batch pads it
+    assert tokenizer.pad_token_id not in short and all(encoded["attention_mask"][1])
 
 
 def test_unreadable_data_gives_a_clear_error(tmp_path, monkeypatch) -> None:
