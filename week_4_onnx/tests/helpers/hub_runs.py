@@ -2,6 +2,7 @@
 
     run = hub_training(tmp_root)             # train.py on the Hub source, one epoch, once per process
     run["done"].returncode, run["checkpoint"], run["env"]   # the command, its checkpoint, its environment
+    export = hub_export(tmp_root)            # week 4 on: that checkpoint through convert_model_to_onnx.py
 
 Training runs as a learner runs it, as a command: the Hub libraries read HF_ENDPOINT when they are
 imported. Week 0-1 choose the source with `--source hub`, week 2 on with the Hydra override
@@ -70,3 +71,20 @@ def hub_training(tmp_root: Path, option: str = DEFAULT_OPTION) -> dict:
             checkpoint = tmp / "artifacts" / "checkpoints" / "best.ckpt"
             _runs[option] = {"done": done, "checkpoint": checkpoint, "env": env, "tmp": tmp}
         return _runs[option]
+
+
+def hub_export(tmp_root: Path, option: str = DEFAULT_OPTION) -> dict:
+    """convert_model_to_onnx.py on the Hub-trained checkpoint of `option`, once per process (week 4 on)."""
+    trained = hub_training(tmp_root, option)
+    with _lock:
+        if "export" not in trained:
+            export_dir = trained["tmp"] / "onnx"
+            args = [
+                "convert_model_to_onnx.py",
+                "--checkpoint",
+                str(trained["checkpoint"]),
+                "--out-dir",
+                str(export_dir),
+            ]
+            trained["export"] = {"done": run(args, trained["env"]), "export_dir": export_dir}
+        return {**trained, **trained["export"]}
