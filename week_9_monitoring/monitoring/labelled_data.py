@@ -16,7 +16,9 @@ predicted_label, score, priority, reason, seen, label) once someone has filled i
   * the file may be UTF-8 with or without a byte order mark; another encoding, or a header that
     names a column twice, is refused on one line (monitoring/spreadsheet_csv.py); a sentence the
     queue wrote with a quote in front (it started with = + - @) is read without it;
-  * the rest is written, sorted, to data/labelled/vN.csv (columns sentence,label) and params.yaml's
+  * the rest must pass the promotion gate's data checks (monitoring/gate.py: label balance, length, ...);
+    a batch that fails is refused, its report in reports/gate/batch-vN.json;
+  * then it is written, sorted, to data/labelled/vN.csv (columns sentence,label) and params.yaml's
     data.version becomes vN, so the next `dvc repro` prepares, trains, evaluates and exports on it.
 """
 
@@ -304,8 +306,11 @@ def ingest(path: Path, raw_dir: Path = RAW_DIR, params_file: Path = PARAMS_FILE)
     batch = raw_dir / LABELLED_DIR / f"{version}.csv"
     # Sorted, so the same labelled sentences always make the same batch (and the same data hash),
     # whatever order the queue or the annotator's spreadsheet had them in.
-    rows = sorted(labelled.new, key=lambda row: row.sentence)
-    write_rows([{"sentence": row.sentence, "label": row.label} for row in rows], batch, LABELLED_FIELDS)
+    rows = [{"sentence": row.sentence, "label": row.label} for row in sorted(labelled.new, key=lambda r: r.sentence)]
+    from monitoring.gate import gate_batch_rows  # here: monitoring.gate imports comparison_key from this module
+
+    gate_batch_rows(rows, version, raw_dir)  # the data gate: a failing batch is refused, its report written
+    write_rows(rows, batch, LABELLED_FIELDS)
     previous = set_data_version(version, params_file)
     return Ingested(labelled, version, batch, previous)
 

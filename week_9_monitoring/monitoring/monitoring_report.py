@@ -5,7 +5,8 @@
 
 It needs no server: open the file in a browser. The page shows predictions over time, the
 label and score distributions, the model's confidence over the stream, the drift tests against
-their thresholds (monitoring/drift.py), and the top of the labelling queue (monitoring/labelling_queue.py). It is the
+their thresholds (monitoring/drift.py), the top of the labelling queue (monitoring/labelling_queue.py), and
+the promotion gate's result for the production model (monitoring/gate.py, from production/model.json). It is the
 embedded default of week 9's dashboards when no OpenSearch or Grafana runs.
 
 The plots are PNGs drawn by matplotlib and embedded as data URIs, so the page is one file that
@@ -205,14 +206,44 @@ def queue_table(queue: list[dict]) -> str:
     return f"<table>{header}{''.join(rows)}</table>"
 
 
+def gate_section(champion: dict) -> str:
+    """The production record's gate summary: the verdict, each data check, each behaviour test's pass rate."""
+    gate = champion.get("gate")
+    version = html.escape(str(champion.get("model_version")))
+    if not isinstance(gate, dict):
+        return f"<h2>Promotion gate</h2><p class='notrun'>production model {version} was promoted without a gate</p>"
+    verdict, text = ("ok", "passed") if gate.get("passed") else ("drift", "FAILED (promoted with --force)")
+    rows = [
+        f"<tr><td>data: {html.escape(name)}</td><td></td><td></td>"
+        f"<td>{'<span class=ok>pass</span>' if ok else '<span class=drift>fail</span>'}</td></tr>"
+        for name, ok in (gate.get("data") or {}).items()
+    ]
+    for kind, result in (gate.get("behaviour") or {}).items():
+        mark = "<span class=ok>pass</span>" if result.get("passed") else "<span class=drift>fail</span>"
+        rows.append(
+            f"<tr><td>behaviour: {html.escape(kind)}</td><td>{number(result.get('pass_rate'), '.1%')}</td>"
+            f"<td>{number(result.get('threshold'), '.0%')}</td><td>{mark}</td></tr>"
+        )
+    head = "<tr><th>check</th><th>pass rate</th><th>threshold</th><th>verdict</th></tr>"
+    return (
+        f"<h2>Promotion gate</h2><p class='gate verdict {verdict}'>Production model {version}: gate {text}</p>"
+        f"<p>checked {html.escape(str(gate.get('checked_at')))}; "
+        f"every case in {html.escape(str(gate.get('report')))}</p>"
+        f"<table class='gate'>{head}{''.join(rows)}</table>"
+    )
+
+
 def render(
     events: list[PredictionEvent],
     drift: dict | None = None,
     queue: list[dict] | None = None,
     title: str = "CoLA classifier: monitoring report",
     skipped: str | None = None,
+    champion: dict | None = None,
 ) -> str:
-    """The report page as one HTML string (plots embedded); `skipped` names lines of the file that were not events."""
+    """The report page as one HTML string (plots embedded); `skipped` names lines of the file that were not events.
+
+    `champion`: the production record (production/model.json), whose gate result the page shows."""
     if not events:
         raise CourseError("no prediction events to report on: send some predictions to the API first")
     labels = sorted({e.label for e in events} | set(LABEL_COLOURS))
@@ -251,6 +282,8 @@ def render(
     if queue is not None:
         parts.append(f"<h2>Labelling queue (top {min(len(queue), QUEUE_ROWS_SHOWN)} of {len(queue)})</h2>")
         parts.append(queue_table(queue))
+    if champion is not None:
+        parts.append(gate_section(champion))
     parts.append(RENDER_CHECK + "</body></html>")
     return "\n".join(parts)
 
@@ -261,11 +294,21 @@ def write_report(
     drift: dict | None = None,
     queue: list[dict] | None = None,
     skipped: str | None = None,
+    champion: dict | None = None,
 ) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(events, drift, queue, skipped=skipped), encoding="utf-8")
+    path.write_text(render(events, drift, queue, skipped=skipped, champion=champion), encoding="utf-8")
     return path
+
+
+def read_champion(record: Path) -> dict | None:
+    """The production record, for its gate result; None (no gate section) when there is no readable one."""
+    try:
+        champion = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return champion if isinstance(champion, dict) else None
 
 
 def main() -> None:
@@ -276,6 +319,9 @@ def main() -> None:
     )
     parser.add_argument("--queue", type=Path, help="a labelling queue CSV written by monitoring/labelling_queue.py")
     parser.add_argument("--out", type=Path, default=Path("reports/monitoring.html"))
+    parser.add_argument(
+        "--production", type=Path, default=Path("production"), help="the production folder whose gate result to show"
+    )
     args = parser.parse_args()
     bad_lines: list[BadLine] = []
     events = list(read_events(args.events, bad_lines))
@@ -288,7 +334,8 @@ def main() -> None:
         from monitoring.labelling_queue import read_queue_csv
 
         queue = [asdict(item) for item in read_queue_csv(args.queue)]
-    path = write_report(args.out, events, drift, queue, skipped)
+    champion = read_champion(args.production / "model.json")
+    path = write_report(args.out, events, drift, queue, skipped, champion)
     print(f"report: {path.resolve()}")
 
 

@@ -10,10 +10,13 @@ The candidate is what the pipeline made: metrics.json (the evaluate stage) and a
 Like a registry, it lives outside version control (git-ignored): checking out an old commit
 changes the candidate, never what is in production.
 
-The rule: the candidate is promoted when its validation MCC is at least production's; the first
-model is always promoted. MCC decides because, unlike accuracy, it stays near 0 for a model that
-guesses one class. Both models are scored on the same fixed validation set (prepare_data.py), and
-monitoring/promote.py checks that it is the same file before comparing.
+The rule: the candidate is promoted when it passes the gate (monitoring/gate.py: data checks of
+its prepared data version and behaviour tests of the model, thresholds in monitoring/gate.yaml)
+and its validation MCC is at least production's; the first model only needs the gate. The gate's
+summary goes into the record, its full report into reports/gate/. MCC decides because, unlike
+accuracy, it stays near 0 for a model that guesses one class. Both models are scored on the same
+fixed validation set (prepare_data.py), and monitoring/promote.py checks that it is the same
+file before comparing.
 
 The record is checked against what is installed before anything is compared: a record that is
 missing, unreadable or names another model than production/onnx/model_config.json stops the
@@ -37,6 +40,7 @@ from pathlib import Path
 
 from errors import CourseError, run_cli
 from inference_onnx import CONFIG_NAME, EXPORT_DIR
+from monitoring.gate import gate_candidate
 from monitoring.prediction_events import utc_timestamp
 from remote import dvc
 from source import WEEK_DIR
@@ -327,12 +331,18 @@ def promote(force: bool = False) -> int:
             install(candidate)
             print(f"already in production: {candidate['model_version']}; restored {live}")
         return PROMOTED
+    # The gate (monitoring/gate.py): data checks and behaviour tests, printed; kept in the record.
+    gate = candidate["gate"] = gate_candidate(candidate["data_version"])
     if force:
-        promoted, why = True, "--force: promoted without comparing"
+        promoted, why = True, "--force: promoted without comparing" + ("" if gate["passed"] else " or gating")
+    elif not gate["passed"]:
+        failed = ", ".join(gate["failed"])
+        promoted, why = False, f"the gate failed ({failed}; every failing case is in {gate['report']})"
     else:
         promoted, why = decide(candidate, production)
     if not promoted:
-        print(f"refused: {why}; production stays {production['model_version']} (nothing changed)")
+        stays = production["model_version"] if production else "empty"
+        print(f"refused: {why}; production stays {stays} (nothing changed)")
         return REFUSED
     install(candidate)
     print(f"promoted: {why}")
@@ -342,7 +352,9 @@ def promote(force: bool = False) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--force", action="store_true", help="promote without comparing (a deliberate rollback)")
+    parser.add_argument(
+        "--force", action="store_true", help="promote without comparing or gating (a deliberate rollback)"
+    )
     args = parser.parse_args()
     sys.exit(promote(args.force))
 
