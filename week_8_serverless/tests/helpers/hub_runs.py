@@ -39,10 +39,20 @@ def model_options() -> dict[str, str]:
     return {path.stem: OmegaConf.load(path).hub_name for path in options}
 
 
+def default_option() -> str:
+    """The model option train.py uses when none is given: configs/config.yaml's `model` default (week 2 on)."""
+    if not HYDRA:
+        return DEFAULT_OPTION
+    from omegaconf import OmegaConf
+
+    defaults = OmegaConf.to_container(OmegaConf.load(WEEK_DIR / "configs" / "config.yaml").defaults)
+    return next(entry["model"] for entry in defaults if isinstance(entry, dict) and "model" in entry)
+
+
 def train_args(source: str, tmp: Path, option: str = DEFAULT_OPTION) -> list[str]:
     """One short epoch on `source` (the test's time, not the model's quality), artifacts under `tmp`."""
     if HYDRA:
-        model = [] if option == DEFAULT_OPTION else [f"model={option}"]
+        model = [f"model={option}"] if option != DEFAULT_OPTION else []
         return [
             *model, f"data.source={source}", "training.max_epochs=1", "model.max_length=32", "logger=csv",
             f"paths.artifacts={tmp / 'artifacts'}", f"hydra.run.dir={tmp / 'run'}",
@@ -60,8 +70,9 @@ def run(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.
     )
 
 
-def hub_training(tmp_root: Path, option: str = DEFAULT_OPTION) -> dict:
-    """train.py on the Hub source with model `option`, once per process; its own empty Hugging Face cache."""
+def hub_training(tmp_root: Path, option: str | None = None) -> dict:
+    """train.py on the Hub source with model `option` (default: train.py's), once per process, in an empty cache."""
+    option = option or default_option()
     with _lock:
         if option not in _runs:
             tmp = tmp_root / f"hub_{option}"
@@ -73,7 +84,7 @@ def hub_training(tmp_root: Path, option: str = DEFAULT_OPTION) -> dict:
         return _runs[option]
 
 
-def hub_export(tmp_root: Path, option: str = DEFAULT_OPTION) -> dict:
+def hub_export(tmp_root: Path, option: str | None = None) -> dict:
     """convert_model_to_onnx.py on the Hub-trained checkpoint of `option`, once per process (week 4 on)."""
     trained = hub_training(tmp_root, option)
     with _lock:
