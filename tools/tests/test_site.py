@@ -124,6 +124,7 @@ def test_the_fixture_builds_and_its_links_are_rewritten(fixture_tree: Path, tmp_
     assert "stays as written: [" in second and f"{REPO_URL}/blob" not in second.split("stays as written")[1]
     home = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert 'href="week_1_second/#usage"' in home
+    assert f'href="{REPO_URL}/tree/main/images"' in home  # a folder that is not a page: the code host
 
 
 BROKEN = {
