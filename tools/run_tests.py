@@ -11,6 +11,7 @@ process per week keeps their imports apart. Prints one summary table and a closi
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.container_skips import container_skips, describe
 from tools.weeks import find_weeks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +111,14 @@ def main() -> None:
     minutes, seconds = divmod(round(sum(o.seconds for o in outcomes)), 60)
     print(f"time in tests: {minutes} min {seconds} s")
     print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
-    if failed or passed == 0:
+    # CI (MLOPS_REQUIRE_CONTAINERS=1) must build, run and push the images: a skipped one is a failure.
+    container_skipped = []
+    if os.environ.get("MLOPS_REQUIRE_CONTAINERS") == "1":
+        week_reports = [REPORTS / f"{o.name}.xml" for o in outcomes if o.name.startswith("week_")]
+        container_skipped = container_skips([report for report in week_reports if report.exists()])
+        if container_skipped:
+            print(describe(container_skipped))
+    if failed or passed == 0 or container_skipped:
         sys.exit(1)
 
 
