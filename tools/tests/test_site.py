@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tools.pins import check_file, read_lock
-from tools.site import browser
+from tools.site import browser, links
 from tools.weeks import find_weeks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +108,18 @@ def test_external_links_are_listed_in_one_report(site: Path) -> None:
     assert report[0] == "# status\turl\tpages"
     assert any("\thttps://dvc.org\tweek_3_dvc/README.md" in line for line in report[1:])
     assert all(line.startswith("not checked: set MLOPS_SITE_CHECK_LINKS=1") for line in report[1:])
+
+
+def test_the_link_check_tells_ok_from_broken_and_no_network_from_both(tmp_path: Path) -> None:
+    (tmp_path / "here.html").write_text("<p>here</p>")
+    with browser.serve(tmp_path) as base:
+        assert links.check([base + "here.html", base + "gone.html"]) == {
+            base + "here.html": "ok 200",
+            base + "gone.html": "broken 404",
+        }
+    closed = base  # the server is gone: nothing answers there any more
+    statuses = links.check([closed + "a", closed + "b"])
+    assert all(status.startswith("skipped: no network here (") for status in statuses.values()), statuses
 
 
 # ------------------------------------------------------------------------ the fixture course
