@@ -30,6 +30,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
 # A Markdown link or image: [text](target "title"); the target is group "target".
 LINK = re.compile(r"(?P<lead>!?\[(?:[^\]\\]|\\.)*\]\()(?P<target><[^>]*>|[^)\s]+)")
 HTML_SRC = re.compile(r'(?P<lead>\b(?:src|href)=")(?P<target>[^"]+)')
+# A reference definition: [label]: target
+REFERENCE = re.compile(r"(?m)(?P<lead>^ {0,3}\[[^\]]+\]:[ \t]*)(?P<target><[^>]*>|\S+)")
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
 EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
@@ -144,7 +146,7 @@ class Linker:
         out = []
         for chunk, is_code in _outside_code(markdown):
             if not is_code:
-                for pattern in (LINK, HTML_SRC):
+                for pattern in (LINK, HTML_SRC, REFERENCE):
                     chunk = pattern.sub(lambda m: m.group("lead") + self._rewrite(page, m.group("target")), chunk)
             out.append(chunk)
         return "".join(out)

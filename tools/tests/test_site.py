@@ -137,6 +137,8 @@ def test_the_fixture_builds_and_its_links_are_rewritten(fixture_tree: Path, tmp_
     home = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
     assert 'href="week_1_second/#usage"' in home
     assert f'href="{REPO_URL}/tree/main/images"' in home  # a folder that is not a page: the code host
+    first = (tmp_path / "out" / "week_0_first" / "index.html").read_text(encoding="utf-8")
+    assert f'href="{REPO_URL}/blob/main/week_1_second/train.py"' in first  # a reference-style link too
 
 
 BROKEN = {
