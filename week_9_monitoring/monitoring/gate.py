@@ -174,7 +174,11 @@ def main() -> None:
         version = args.version or args.batch_csv.stem
         report = check_batch(args.batch_csv, version, data_config)
         print("\n".join(data_lines(report)))
-        refuse_batch_if_failing(report, REPORTS_DIR, version)
+        try:
+            refuse_batch_if_failing(report, REPORTS_DIR, version)
+        except GateRefused as refused:
+            print(f"refused: {refused}", file=sys.stderr)  # one line, like an error, but exit 3: refused
+            sys.exit(REFUSED)
         print(f"passed: {report.subject}")
         return
     from monitoring.labelled_data import selected_version  # params.yaml's data.version
