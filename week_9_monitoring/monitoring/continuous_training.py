@@ -8,9 +8,11 @@ What a scheduler (cron, a GitHub Actions `schedule:`) runs; every step prints wh
   2. labels        drift means the model needs labelled examples of the new traffic: without
                    a labelled CSV, or when it adds nothing new, print how to write and fill the
                    labelling queue and stop
-  3. new data      monitoring/labelled_data.py: the filled CSV becomes data/labelled/vN.csv, data.version vN
+  3. new data      monitoring/labelled_data.py: the filled CSV becomes data/labelled/vN.csv, data.version vN,
+                   if it passes the gate's data checks (monitoring/gate.py; refused: exit 2, report named)
   4. dvc repro     prepare, train, evaluate and export on data version vN
-  5. promotion     monitoring/promote.py: the new model replaces production only if its MCC is not worse
+  5. promotion     monitoring/promote.py: the new model replaces production only if it passes the gate
+                   (data checks of vN, behaviour tests of the model) and its MCC is not worse
   6. reference     after a promotion: the drift reference is rebuilt for the production model
                    and the data it was trained on, so the next check compares with what it knows
 
@@ -171,7 +173,7 @@ def retrain_and_promote(version: str) -> int:
             f"(data version {version}), so fix the failing stage, then run this command again: it finishes the cycle"
         )
 
-    step(5, "promotion")
+    step(5, "promotion: the gate (data checks, behaviour tests), then the MCC rule")
     sys.stdout.flush()
     decision = promote()
     if decision != PROMOTED:
