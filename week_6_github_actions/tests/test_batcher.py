@@ -4,6 +4,10 @@ the limits honoured, failures and cancellations kept to their own requests, erro
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,8 +22,8 @@ from batcher import Batcher, BatcherClosed
 from errors import CourseError
 from inference_onnx import ColaOnnxPredictor
 from settings import read_settings
-from source import read_split
-from support.local_server import local_server
+from source import WEEK_DIR, read_split
+from support.local_server import free_port, local_server, server_command, stop, wait_ready
 
 TOLERANCE = 1e-5  # padding to a batch's longest sentence moves a probability by less than this
 
@@ -227,7 +231,9 @@ def client(exported: dict) -> TestClient:
         patch.setenv("MODEL_DIR", str(exported["export_dir"]))
         for name in ("MODEL_VARIANT", "ORT_THREADS", "BATCH_MAX_SIZE", "BATCH_MAX_WAIT_MS"):
             patch.delenv(name, raising=False)
-        with TestClient(app) as test_client:
+        # raise_server_exceptions=False: a 500 is answered as a client sees it. One client for the module:
+        # the batcher belongs to the event loop its lifespan ran on.
+        with TestClient(app, raise_server_exceptions=False) as test_client:
             yield test_client
 
 
@@ -255,7 +261,7 @@ def test_a_model_error_is_the_same_500_as_predict(client: TestClient, predictor:
     real = batcher.predict_batch
     batcher.predict_batch = failing.predict_batch
     try:
-        failed = TestClient(app, raise_server_exceptions=False).post("/predict/dynamic", json={"text": text})
+        failed = client.post("/predict/dynamic", json={"text": text})
         assert failed.status_code == 500
         assert failed.json() == {"error": "the service failed on this request (ValueError): see its log"}
         assert client.post("/predict/dynamic", json={"text": "A dog barks."}).status_code == 200
@@ -296,3 +302,42 @@ def test_real_server_answers_32_concurrent_clients_like_the_model(exported: dict
     for text, answer in zip(texts, answers, strict=True):
         assert answer.json()["text"] == text
         assert_close(answer.json(), predictor.predict(text))
+
+
+def test_a_real_server_stopped_under_load_answers_what_it_accepted_and_exits_cleanly(exported: dict) -> None:
+    """SIGTERM while 32 clients wait on /predict/dynamic: uvicorn finishes them, then the batcher closes."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile(mode="w+") as output:
+        process = subprocess.Popen(
+            server_command(port),
+            cwd=WEEK_DIR,
+            env={**os.environ, "MODEL_DIR": str(exported["export_dir"]), "BATCH_MAX_WAIT_MS": "50"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            wait_ready(url + "/ready", process, output)
+
+            def post(text: str) -> int | str:
+                try:
+                    return httpx.post(
+                        url + "/predict/dynamic", json={"text": text}, trust_env=False, timeout=30
+                    ).status_code
+                except httpx.TransportError as error:  # sent after the server stopped accepting
+                    return type(error).__name__
+
+            with ThreadPoolExecutor(max_workers=32) as pool:
+                answers = [pool.submit(post, text) for text in sentences(32)]
+                time.sleep(0.02)  # the first requests are waiting in the batcher (BATCH_MAX_WAIT_MS=50)
+                process.send_signal(signal.SIGTERM)
+                statuses = [answer.result() for answer in answers]
+            returncode = process.wait(timeout=30)
+        finally:
+            stop(process)
+        output.seek(0)
+        log = output.read()
+    assert returncode in (0, -signal.SIGTERM), log  # uvicorn re-raises the signal once it has shut down cleanly
+    assert 200 in statuses and all(status == 200 or isinstance(status, str) for status in statuses), statuses
+    assert "Application shutdown complete" in log and "Traceback" not in log and "Task was destroyed" not in log, log

@@ -163,7 +163,7 @@ def machine() -> str:
 
 
 def row(name: str, figures: dict) -> str:
-    errors = "-" if name.startswith("raw") else str(figures["errors"])
+    errors = "-" if "raw ONNX Runtime" in name else str(figures["errors"])
     return (
         f"| {name} | {figures['p50_ms']:.2f} | {figures['p95_ms']:.2f} | {figures['p99_ms']:.2f} "
         f"| {figures['per_s']:.0f} | {errors} |"
