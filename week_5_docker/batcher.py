@@ -58,7 +58,6 @@ class Batcher:
         self.predict_batch = predict_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
-        self.batch_sizes: list[int] = []  # every batch sent to the model, for tests and the benchmark
         self._queue: asyncio.Queue[Pending] | None = None
         self._worker: asyncio.Task | None = None
         # One thread: one model call at a time (as Ray Serve's max_concurrent_batches=1). ONNX Runtime
@@ -119,7 +118,6 @@ class Batcher:
         live = [pending for pending in batch if not pending.future.done()]  # skip cancelled ones
         if not live:
             return
-        self.batch_sizes.append(len(live))
         loop = asyncio.get_running_loop()
         self._busy = True
         try:
