@@ -209,6 +209,8 @@ class HubStandIn:
 
     def start(self) -> HubStandIn:
         repos = [build_glue(self.data_dir)] + [build_bert(name, config) for name, config in self.models.items()]
+        for repo in repos:
+            repo.sha  # noqa: B018 - hash every file now, before the first client waits for it
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.repos = {(repo.kind, repo.repo_id): repo for repo in repos}
         self._server.requests, self._server.unknown = [], []

@@ -25,6 +25,7 @@ Layouts (the real repositories' file lists, as on huggingface.co):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -67,20 +68,30 @@ class Repo:
     files: dict[str, bytes]
     card_data: dict = field(default_factory=dict)
 
-    @property
+    # Hashed once: every request needs them, and hashing 30 MB of weights per request would make the
+    # stand-in answer too slowly for the 3-second probe on a busy machine.
+    @functools.cached_property
+    def entries(self) -> dict[str, dict]:
+        """The tree / paths-info entry of each file."""
+        entries = {}
+        for path, content in self.files.items():
+            item = {"type": "file", "oid": git_blob_sha1(content), "size": len(content), "path": path}
+            if path.endswith(LFS_SUFFIXES):
+                item["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
+            entries[path] = item
+        return entries
+
+    @functools.cached_property
     def sha(self) -> str:
+        """The commit id: changes whenever a file does."""
         digest = hashlib.sha1(self.repo_id.encode())
         for path in sorted(self.files):
-            digest.update(path.encode() + git_blob_sha1(self.files[path]).encode())
+            digest.update(path.encode() + self.entries[path]["oid"].encode())
         return digest.hexdigest()
 
     def entry(self, path: str) -> dict:
         """The tree / paths-info entry of a file."""
-        content = self.files[path]
-        item = {"type": "file", "oid": git_blob_sha1(content), "size": len(content), "path": path}
-        if path.endswith(LFS_SUFFIXES):
-            item["lfs"] = {"oid": hashlib.sha256(content).hexdigest(), "size": len(content), "pointerSize": 134}
-        return item
+        return dict(self.entries[path])
 
     def folders(self) -> set[str]:
         return {"/".join(p.split("/")[:i]) for p in self.files for i in range(1, p.count("/") + 1)}
