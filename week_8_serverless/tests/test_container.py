@@ -10,16 +10,21 @@ which turns that skip into a failure, so CI can never pass without building the 
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from conftest import CANARY
 from helpers import container_engine as engine
-from helpers import containers
+from helpers import containers, image_secrets
 from inference_onnx import ColaOnnxPredictor
-from source import read_split
+from source import WEEK_DIR, read_split
+
+# A fake AWS key (AWS's documentation example): a layer holding it must fail the image's secret scan.
+PLANTED_KEY = Path(__file__).parent / "fixtures" / "planted_aws_key.env"
 
 PORT = 8000
 APP_FILES = {
@@ -107,3 +112,27 @@ def test_missing_model_stops_the_container_with_a_clear_message(image: str, cont
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "cannot start the service: no ONNX export at /app/no-model-here" in output, output
+
+
+def base_image() -> str:
+    """The image the week's Dockerfile builds FROM."""
+    lines = (WEEK_DIR / "Dockerfile").read_text().splitlines()
+    return next(line.split()[1] for line in lines if line.startswith("FROM "))
+
+
+def test_detect_secrets_finds_nothing_in_the_images_own_files(image: str, container_engine: str) -> None:
+    """detect-secrets over every file the Dockerfile's steps put in the image, and over its configuration."""
+    assert image_secrets.scan_image(image, base_image(), container_engine) == []
+
+
+def test_the_image_scan_fails_on_a_key_baked_into_a_layer(image: str, container_engine: str, tmp_path: Path) -> None:
+    """A Dockerfile edit that copies a key file into the image: the same scan names it (the planted fake key)."""
+    shutil.copy(PLANTED_KEY, tmp_path / "settings.env")
+    (tmp_path / "Dockerfile").write_text(f"FROM {image}\nCOPY settings.env /app/settings.env\n")
+    tag = "mlops-basics/cola-api:planted-key"
+    engine.build(tmp_path, tag, engine=container_engine)
+    try:
+        found = image_secrets.scan_image(tag, base_image(), container_engine)
+    finally:
+        engine.remove_image(tag, container_engine)
+    assert found == ["app/settings.env:4: AWS Access Key"]

@@ -1,5 +1,6 @@
 """The Lambda image, built as in week 5 and run with its real runtime client (awslambdaric) against a
-Runtime API stand-in on loopback: every event shape is answered as the in-process handler answers it."""
+Runtime API stand-in on loopback: every event shape is answered as the in-process handler answers it,
+also on a read-only root file system with only /tmp writable, as Lambda runs it."""
 
 from __future__ import annotations
 
@@ -12,11 +13,34 @@ import pytest
 
 from conftest import CANARY
 from helpers import container_engine as engine
-from helpers import containers
+from helpers import containers, image_secrets
 from helpers.lambda_runtime_api import RuntimeApi
 
 LAMBDA_IMAGE = "mlops-basics/cola-lambda:test"
 EVENTS = Path(__file__).parent / "fixtures" / "events"
+# Writes to each place, as the function's user; prints {place: "ok" or the error's name}.
+WRITE_PROBE = """
+import errno, json, os
+places = {"tmp": "/tmp", "home": os.path.expanduser("~"), "task": "/var/task", "root": "/"}
+result = {}
+for name, folder in places.items():
+    try:
+        with open(os.path.join(folder, "probe"), "w") as f:
+            f.write("x")
+        result[name] = "ok"
+    except OSError as error:
+        result[name] = errno.errorcode.get(error.errno, str(error.errno))
+print(json.dumps(result))
+"""
+
+
+def lambda_file_system(engine_name: str) -> list[str]:
+    """Run flags for Lambda's file system: the image read-only, a writable tmpfs on /tmp and nowhere else.
+
+    podman adds tmpfs mounts on /tmp, /var/tmp and /run to a --read-only container unless told not to.
+    """
+    flags = ["--read-only", "--tmpfs", "/tmp:rw,size=512m"]
+    return [*flags, "--read-only-tmpfs=false"] if engine_name == "podman" else flags
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +66,23 @@ def runtime(lambda_image: str, container_engine: str) -> Iterator[RuntimeApi]:
         containers.stop(cid, container_engine)
         api.close()
         print(logs)
+
+
+@pytest.fixture(scope="module")
+def read_only_runtime(lambda_image: str, container_engine: str) -> Iterator[tuple[RuntimeApi, str]]:
+    """The image as Lambda runs it: read-only root file system, only /tmp writable; yields (api, container id)."""
+    api = RuntimeApi()
+    cid = containers.start(
+        lambda_image,
+        env={"AWS_LAMBDA_RUNTIME_API": api.address},
+        extra_args=["--network", "host", *lambda_file_system(container_engine)],
+        engine=container_engine,
+    )
+    try:
+        yield api, cid
+    finally:
+        containers.stop(cid, container_engine)
+        api.close()
 
 
 @pytest.mark.parametrize(
@@ -85,3 +126,37 @@ def test_no_secret_from_the_build_context_in_any_file_of_the_image(lambda_image:
     config = engine.inspect_image(lambda_image, container_engine)["config"]
     env_names = [item.split("=", 1)[0] for item in config["Env"]]
     assert not [name for name in env_names if name.startswith("AWS_") or "KEY" in name or "SECRET" in name]
+
+
+def test_only_tmp_is_writable_with_lambdas_file_system(lambda_image: str, container_engine: str) -> None:
+    """The flags really give Lambda's file system: the same writes that pass in /tmp fail everywhere else."""
+    result = engine.engine_command(
+        container_engine, "run", "--rm", "--label", containers.TEST_LABEL, *engine.env_args("CONTAINER_RUN_ARGS"),
+        *lambda_file_system(container_engine),
+        "--entrypoint", "python", lambda_image, "-c", WRITE_PROBE, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"tmp": "ok", "home": "EROFS", "task": "EROFS", "root": "EROFS"}
+
+
+def test_the_function_answers_on_a_read_only_file_system(
+    read_only_runtime: tuple[RuntimeApi, str], lambda_module: ModuleType, container_engine: str
+) -> None:
+    """Nothing the function does at init or per event writes outside /tmp (no cache in $HOME, as Lambda needs)."""
+    api, cid = read_only_runtime
+    for name in ("direct.json", "http_v2.json", "rest_v1.json"):
+        event = json.loads((EVENTS / name).read_text())
+        kind, answer = api.invoke(event)
+        assert kind == "response", f"{name}: {answer}\n{containers.logs(cid, container_engine)}"
+        assert answer["statusCode"] == 200 == lambda_module.handler(event, None)["statusCode"], answer
+    assert api.init_error is None
+    logs = containers.logs(cid, container_engine)
+    for sign in ("Read-only file system", "Permission denied", "EROFS"):
+        assert sign not in logs, logs
+
+
+def test_detect_secrets_finds_nothing_in_the_lambda_images_own_files(lambda_image: str, container_engine: str) -> None:
+    """The week-5 image scan (tests/helpers/image_secrets.py) over the Lambda image's own layers and configuration."""
+    lines = (Path(__file__).parents[1] / "Dockerfile.lambda").read_text().splitlines()
+    base = next(line.split()[1] for line in lines if line.startswith("FROM "))
+    assert image_secrets.scan_image(lambda_image, base, container_engine) == []
