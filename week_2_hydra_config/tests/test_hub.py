@@ -21,7 +21,7 @@ import torch
 
 from helpers.hub_repos import GLUE, MODELS, glue_splits
 from helpers.hub_runs import hub_training, model_options, run
-from helpers.hub_server import closed_port, hub_env, shared_hub
+from helpers.hub_server import HubStandIn, closed_port, hub_env, shared_hub
 from source import HUB_MODEL, resolve_source
 
 WEEK_DIR = Path(__file__).resolve().parents[1]
@@ -29,13 +29,19 @@ SENTENCES = ["The boy is sitting on a bench.", "Boy the bench on sitting is."]
 
 
 @pytest.fixture(scope="module")
-def hub_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def hub() -> HubStandIn:
+    """The stand-in Hub, started once per pytest process (building its repositories takes seconds)."""
+    return shared_hub()
+
+
+@pytest.fixture(scope="module")
+def hub_trained(hub: HubStandIn, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """train.py on the Hub source (one epoch), shared with the other test files of this process."""
     return hub_training(tmp_path_factory.getbasetemp())
 
 
-def test_training_on_the_hub_source_downloads_cola_and_the_base_model(hub_trained: dict) -> None:
-    hub, done = shared_hub(), hub_trained["done"]
+def test_training_on_the_hub_source_downloads_cola_and_the_base_model(hub: HubStandIn, hub_trained: dict) -> None:
+    done = hub_trained["done"]
     assert done.returncode == 0, done.stderr[-4000:]
     assert re.search(r"validation: accuracy=[\d.]+ mcc=", done.stdout), done.stdout[-2000:]
     hparams = torch.load(hub_trained["checkpoint"], map_location="cpu", weights_only=False)["hyper_parameters"]
@@ -57,9 +63,8 @@ def test_inference_loads_the_checkpoint_trained_on_the_hub_source(hub_trained: d
     assert len(lines) == 2 and all(re.search(r"acceptable \(\d\.\d{3}\)", line) for line in lines), online.stdout
 
 
-def test_the_unlabelled_test_split_never_reaches_training_or_evaluation(tmp_path: Path) -> None:
+def test_the_unlabelled_test_split_never_reaches_training_or_evaluation(hub: HubStandIn, tmp_path: Path) -> None:
     """CoLA's test split has label -1 (its labels are not public); only train and validation may be used."""
-    hub = shared_hub()
     code = (
         "import json\n"
         "from data import ColaDataModule\n"
@@ -84,8 +89,7 @@ def test_the_unlabelled_test_split_never_reaches_training_or_evaluation(tmp_path
         assert sorted(seen[name]["sentences"]) == sorted(row["sentence"] for row in splits[name])
 
 
-def test_auto_picks_the_answering_hub_within_3_s_and_says_so(monkeypatch, caplog) -> None:
-    hub = shared_hub()
+def test_auto_picks_the_answering_hub_within_3_s_and_says_so(hub: HubStandIn, monkeypatch, caplog) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     with caplog.at_level(logging.INFO, logger="source"):
@@ -109,9 +113,8 @@ def test_auto_picks_offline_when_nothing_answers(monkeypatch, caplog) -> None:
     assert len(said) == 1 and "source=auto -> using offline" in said[0] and "unreachable" in said[0], said
 
 
-def test_every_base_model_a_learner_can_select_is_served_by_the_stand_in() -> None:
+def test_every_base_model_a_learner_can_select_is_served_by_the_stand_in(hub: HubStandIn) -> None:
     """A new model option needs its real repository layout in tests/helpers/hub_repos.py (MODELS)."""
-    hub = shared_hub()
     for option, hub_name in model_options().items():
         assert hub_name in MODELS, f"model option {option}: {hub_name} is not in the Hub stand-in's MODELS"
         assert hub.repo("model", hub_name).files["config.json"]
