@@ -129,14 +129,16 @@ def test_no_secret_from_the_build_context_in_any_file_of_the_image(lambda_image:
 
 
 def test_only_tmp_is_writable_with_lambdas_file_system(lambda_image: str, container_engine: str) -> None:
-    """The flags really give Lambda's file system: the same writes that pass in /tmp fail everywhere else."""
+    """The flags really give Lambda's file system: the same writes that pass in /tmp (and $HOME, which is /tmp)
+    fail everywhere else."""
     result = engine.engine_command(
         container_engine, "run", "--rm", "--label", containers.TEST_LABEL, *engine.env_args("CONTAINER_RUN_ARGS"),
         *lambda_file_system(container_engine),
         "--entrypoint", "python", lambda_image, "-c", WRITE_PROBE, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"tmp": "ok", "home": "EROFS", "task": "EROFS", "root": "EROFS"}
+    # HOME is /tmp in the image (Dockerfile.lambda), so a library's cache under ~ lands in /tmp.
+    assert json.loads(result.stdout) == {"tmp": "ok", "home": "ok", "task": "EROFS", "root": "EROFS"}
 
 
 def test_the_function_answers_on_a_read_only_file_system(
@@ -151,7 +153,8 @@ def test_the_function_answers_on_a_read_only_file_system(
         assert answer["statusCode"] == 200 == lambda_module.handler(event, None)["statusCode"], answer
     assert api.init_error is None
     logs = containers.logs(cid, container_engine)
-    for sign in ("Read-only file system", "Permission denied", "EROFS"):
+    # ONNX Runtime warns "Failed to persist telemetry device ID" when it cannot write under $HOME.
+    for sign in ("Read-only file system", "Permission denied", "EROFS", "Failed to persist"):
         assert sign not in logs, logs
 
 
