@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from transformers.utils import logging as transformers_logging
 
 from errors import CourseError
-from source import HUB_MODEL, resolve_model_path
+from source import HUB_MODEL, base_config, resolve_model_path
 
 LABELS = ["unacceptable", "acceptable"]  # CoLA: 0 = unacceptable, 1 = acceptable
 # A pretrained BERT has no classifier yet (and the offline one no pooler): those weights start new.
@@ -38,7 +38,9 @@ def load_encoder(model_name: str) -> PreTrainedModel:
     transformers_logging.set_verbosity_error()
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            resolve_model_path(model_name), num_labels=len(LABELS), output_loading_info=True
+            resolve_model_path(model_name),
+            config=base_config(model_name, num_labels=len(LABELS)),
+            output_loading_info=True,
         )
     finally:
         transformers_logging.set_verbosity(verbosity)

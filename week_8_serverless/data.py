@@ -7,10 +7,9 @@ import torch
 from datasets import DatasetDict, load_dataset
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer
 
 from errors import CourseError
-from source import HUB_DATASET, OFFLINE_DATA_DIR, RESTORE_DATA, resolve_model_path
+from source import HUB_DATASET, OFFLINE_DATA_DIR, RESTORE_DATA, load_tokenizer
 
 COLUMNS = ["input_ids", "attention_mask", "label"]
 
@@ -50,7 +49,7 @@ class ColaDataModule(L.LightningDataModule):
         self.source = source
         self.batch_size = batch_size
         self.max_length = max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_name))
+        self.tokenizer = load_tokenizer(model_name)
         self.train_data = None
         self.val_data = None
 

@@ -23,10 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "tools" / "site" / "mkdocs.yml"
 FIXTURE = Path(__file__).parent / "fixtures" / "site"
 REPO_URL = "https://github.com/example/course"
-# The Pages workflow; it waits in tools/site/ until week 6's workflow rules admit deploy-pages' OIDC token.
-WORKFLOW = next(
-    path for path in (ROOT / ".github/workflows/docs.yml", ROOT / "tools/site/docs-workflow.yml") if path.is_file()
-)
+WORKFLOW = ROOT / ".github" / "workflows" / "docs.yml"  # the Pages workflow
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 
 

@@ -41,6 +41,9 @@ BROKEN = Path(__file__).resolve().parent / "fixtures" / "broken_workflow.yml"
 SHA = re.compile(r"[0-9a-f]{40}")
 VERSION_TAG = re.compile(r"v\d+(\.\d+){0,2}")
 AWS_CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
+# The other action that needs the job's OIDC token: GitHub Pages' deploy proves the artifact's origin with it.
+PAGES_DEPLOY_ACTION = "actions/deploy-pages"
+OIDC_ACTIONS = (AWS_CREDENTIALS_ACTION, PAGES_DEPLOY_ACTION)
 
 
 def ids(paths: list[Path]) -> list[str]:
@@ -118,7 +121,7 @@ def pin_problems(path: Path) -> list[str]:
 
 
 def permission_problems(path: Path) -> list[str]:
-    """Least privilege: read-only top-level permissions, an OIDC token only where AWS credentials are configured."""
+    """Least privilege: read-only top-level permissions, an OIDC token only where an action trades it (AWS, Pages)."""
     workflow = load(path)
     problems = []
     top = workflow.get("permissions")
@@ -131,9 +134,11 @@ def permission_problems(path: Path) -> list[str]:
         if permissions == "write-all" or (isinstance(permissions, dict) and "write-all" in permissions.values()):
             problems.append(f"job {name}: `write-all` grants everything")
         wants_token = isinstance(permissions, dict) and permissions.get("id-token") == "write"
-        configures_aws = any(uses.startswith(AWS_CREDENTIALS_ACTION + "@") for uses in all_uses({"jobs": {name: job}}))
-        if wants_token and not configures_aws:
-            problems.append(f"job {name}: `id-token: write` without {AWS_CREDENTIALS_ACTION}: drop it")
+        job_uses = all_uses({"jobs": {name: job}})
+        configures_aws = any(uses.startswith(AWS_CREDENTIALS_ACTION + "@") for uses in job_uses)
+        uses_token = any(uses.startswith(action + "@") for uses in job_uses for action in OIDC_ACTIONS)
+        if wants_token and not uses_token:
+            problems.append(f"job {name}: `id-token: write` without {' or '.join(OIDC_ACTIONS)}: drop it")
         if configures_aws and not wants_token:
             problems.append(f"job {name}: {AWS_CREDENTIALS_ACTION} without `id-token: write` (OIDC) in this job")
     return problems
@@ -235,13 +240,15 @@ def test_the_rules_report_the_broken_workflow() -> None:
 
 
 def test_an_oidc_token_only_where_aws_credentials_are_assumed() -> None:
-    """`id-token: write` exactly in the jobs that trade it for an AWS role, and those jobs use a role, not keys."""
+    """`id-token: write` exactly in the jobs that trade it for an AWS role (using a role, not keys) or deploy Pages."""
     with_token, assuming = set(), set()
     for path in WORKFLOWS:
         for name, job in load(path)["jobs"].items():
             if (job.get("permissions") or {}).get("id-token") == "write":
                 with_token.add((path.name, name))
             for step in job.get("steps") or []:
+                if str(step.get("uses", "")).startswith(PAGES_DEPLOY_ACTION + "@"):
+                    assuming.add((path.name, name))
                 if str(step.get("uses", "")).startswith(AWS_CREDENTIALS_ACTION + "@"):
                     assuming.add((path.name, name))
                     options = step.get("with") or {}

@@ -158,7 +158,7 @@ def report(runs: list[Run], args: argparse.Namespace, other_cores: float | None)
     ]
     for r in runs:
         lines.append(
-            f"| {r.mode} | {r.sentences / r.seconds:.0f} | {r.seconds:.1f} "
+            f"| {r.mode} | {r.sentences / r.seconds:.0f} | {r.seconds:.3f} "
             f"| {r.positions / r.sentences * args.batch_size:.0f} | {1 - r.words / r.positions:.0%} "
             f"| {r.metrics['val_sentences_per_s']:.0f} | {r.metrics['accuracy']:.3f} | {r.metrics['mcc']:.3f} |"
         )
