@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
+# Records the AWS calls the course's code makes while the tests run; test_iam.py evaluates them.
+pytest_plugins = ["helpers.aws_calls"]
+
 WEEK_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(WEEK_DIR))
 

@@ -5,7 +5,8 @@ While the week's S3, ECR and Lambda tests run, every AWS call of the course's co
 call is mapped to the IAM action(s) it needs and evaluated, for the role that makes it in the
 workflows, by @cloud-copilot/iam-simulate (tools/iam_check/) with AWS's Service Authorization
 Reference data (tests/helpers/iam_check.py). Removing any one action from a policy must make a
-call fail: the policies hold nothing a call does not need.
+call fail: the policies hold nothing a call does not need. Every S3 call is also evaluated for the
+learner, whose own keys run the same commands at home with week 3's iam/dvc-s3-learner-policy.json.
 """
 
 from __future__ import annotations
@@ -31,17 +32,21 @@ after_the_calls = pytest.mark.after_recorded_aws_calls
 
 @dataclass(frozen=True)
 class Role:
-    """One role of the workflows: the secret holding its ARN, its policies, its trust and who may assume it."""
+    """One identity: the secret holding its role's ARN, its policies, its trust and who may assume it.
 
-    secret: str
+    The learner's own identity has no secret and no trust policy: it is an IAM user (or an SSO session).
+    """
+
+    secret: str | None
     policies: tuple[str, ...]
-    trust: str
+    trust: str | None
     events: tuple[str, ...]  # GitHub events whose jobs may assume it (iam.GITHUB_EVENTS)
 
 
 # ----------------------------------------------------------------------------- this week's roles and steps
 
 ROLES = {
+    iam.LEARNER: Role(None, ("dvc-s3-learner-policy.json",), None, ()),
     "model-read": Role("AWS_ROLE_MODEL_READ", ("dvc-s3-read-policy.json",), "github-oidc-trust-policy-model-read.json",
                        ("push to main", "pull_request")),
     "ecr-push": Role("AWS_ROLE_ECR_PUSH", ("ecr-push-policy.json",), "github-oidc-trust-policy.json",
@@ -60,7 +65,7 @@ STEP_NEEDS = {
     + iam.registry_push_needs(iam.CONFIG["LAMBDA_ECR_REPOSITORY"], "lambda.yml"),
 }
 # The roles whose calls the tests record without a container engine (test_s3_remote.py, test_deploy_lambda.py).
-RECORDED_WITHOUT_CONTAINERS = {"model-read", "lambda-deploy"}
+RECORDED_WITHOUT_CONTAINERS = {iam.LEARNER, "model-read", "lambda-deploy"}
 
 
 def role_of(command: str) -> str | None:
@@ -68,7 +73,7 @@ def role_of(command: str) -> str | None:
     words = command.split()
     program, action = words[0], (words[1] if len(words) > 1 else "")
     if (program, action) in {("remote.py", "push"), ("dvc", "push")}:
-        return None  # `python remote.py push` uploads the model from your machine, with your credentials
+        return None  # `python remote.py push` uploads the model from your machine, with the learner's policy
     if program == "build_image.py" or (program, action) in {("remote.py", "check"), ("remote.py", "pull"),
                                                             ("dvc", "pull"), ("dvc", "fetch")}:  # fmt: skip
         return "model-read"
@@ -77,6 +82,13 @@ def role_of(command: str) -> str | None:
     if program == "deploy_lambda.py":
         return "lambda-deploy"
     pytest.fail(f"recorded an AWS call from {command!r}, which no role of the workflows runs: add it to role_of()")
+
+
+def identities_of(call: dict) -> list[str]:
+    """Who makes the recorded call: the workflow role of its command, and the learner for every S3 call
+    (remote.py, dvc and build_image.py run on your machine too, with week 3's policy)."""
+    role = role_of(call["command"])
+    return ([role] if role is not None else []) + ([iam.LEARNER] if call["service"] == "s3" else [])
 
 
 # ----------------------------------------------------------------------------- the shared checks
@@ -90,17 +102,16 @@ def needs_by_role() -> dict[str, list[iam.Need]]:
     """Every IAM request each role makes: the recorded calls of its commands, then its steps' own needs."""
     found: dict[str, list[iam.Need]] = {name: list(STEP_NEEDS.get(name, [])) for name in ROLES}
     for call in aws_calls.recorded_calls():
-        role = role_of(call["command"])
-        if role is not None:
-            words = call["command"].split()
-            command = " ".join(words[:2] if words[0] in ("remote.py", "dvc") else words[:1])  # no test arguments
+        words = call["command"].split()
+        command = " ".join(words[:2] if words[0] in ("remote.py", "dvc") else words[:1])  # no test arguments
+        for identity in identities_of(call):
             needs = iam.needs_of_call(call, repository=PUSH_IMAGE_REPOSITORY)
-            found[role] += iam.with_source(needs, command)
+            found[identity] += iam.with_source(needs, command)
     return found
 
 
 def recorded_roles() -> set[str]:
-    return {role for call in aws_calls.recorded_calls() if (role := role_of(call["command"])) is not None}
+    return {identity for call in aws_calls.recorded_calls() for identity in identities_of(call)}
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +178,7 @@ def test_the_readme_lists_which_call_needs_which_action(needs: dict) -> None:
     assert current == table, f"README.md's table is out of date (rerun with MLOPS_WRITE_IAM_TABLE=1); it is:\n{table}"
 
 
-@pytest.mark.parametrize("role_name", sorted(ROLES))
+@pytest.mark.parametrize("role_name", sorted(name for name, role in ROLES.items() if role.trust))
 def test_only_the_intended_github_jobs_may_assume_the_role(role_name: str) -> None:
     trust = json.loads((IAM_DIR / ROLES[role_name].trust).read_text())
     for event in iam.GITHUB_EVENTS:
@@ -191,7 +202,7 @@ def aws_steps(workflow: Path) -> list[tuple[str | None, str]]:
 
 @pytest.mark.parametrize("workflow", WORKFLOWS)
 def test_each_workflow_step_calls_aws_as_the_role_meant_for_it(workflow: str) -> None:
-    secrets = {role.secret for role in ROLES.values()}
+    secrets = {role.secret for role in ROLES.values() if role.secret}
     for secret, script in aws_steps(WORKFLOWS_DIR / workflow):
         # Packages install before any credentials exist: no install script runs with a role's rights.
         assert secret is None or "pip install" not in script, f"{workflow}: pip install runs as {secret}"

