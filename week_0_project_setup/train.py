@@ -15,9 +15,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from collapse import collapse_warning, majority_baseline
 from data import ColaDataModule
 from errors import run_cli
-from model import ColaModel
+from model import LABELS, ColaModel
 from source import SOURCES, WEEK_DIR, base_model_name, resolve_source
 
 ARTIFACTS_DIR = WEEK_DIR / "artifacts"
@@ -67,11 +68,18 @@ def train(config: TrainConfig) -> dict[str, float]:
     )
     trainer.fit(model, datamodule=data)
     [metrics] = trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
+    labels = data.val_data["label"]
     print(
         f"best checkpoint: {checkpoint.best_model_path}\n"
         f"validation: accuracy={metrics['val/acc']:.3f} mcc={metrics['val/mcc']:.3f} "
-        f"loss={metrics['val/loss']:.3f}"
+        f"loss={metrics['val/loss']:.3f} (majority class: accuracy={majority_baseline(labels)[1]:.3f})"
     )
+    tries = [
+        f"a smaller learning rate (--lr, now {config.lr:g}; the default is {TrainConfig.lr:g})",
+        f"more epochs (--max-epochs, now {config.max_epochs})",
+    ]
+    if warning := collapse_warning(labels, metrics["val/acc"], metrics["val/mcc"], names=LABELS, tries=tries):
+        print(warning)
     return {name: float(value) for name, value in metrics.items()}
 
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from collapse import collapse_warning, majority_baseline
 from data import ColaDataModule
 from errors import run_cli
-from model import ColaModel
+from model import LABELS, ColaModel
 from source import SOURCES, WEEK_DIR, base_model_name, resolve_source
 from wandb_logging import MODES, ValidationReport, make_logger, record_run
 
@@ -74,11 +76,20 @@ def train(config: TrainConfig) -> dict[str, float]:
     [metrics] = trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
     record_run(logger, checkpoint_path(config.artifacts_dir))
     logger.experiment.finish()  # flush the run to disk (offline) or to wandb.ai (online)
+    labels = data.val_data["label"]
     print(
         f"best checkpoint: {checkpoint.best_model_path}\n"
         f"validation: accuracy={metrics['val/acc']:.3f} mcc={metrics['val/mcc']:.3f} "
-        f"loss={metrics['val/loss']:.3f}"
+        f"loss={metrics['val/loss']:.3f} (majority class: accuracy={majority_baseline(labels)[1]:.3f})"
     )
+    tries = [
+        f"a smaller learning rate (--lr, now {config.lr:g}; the default is {TrainConfig.lr:g})",
+        f"more epochs (--max-epochs, now {config.max_epochs})",
+    ]
+    preds = torch.cat(model.val_probabilities).argmax(dim=1).tolist()  # the best checkpoint's answers
+    warning = collapse_warning(labels, metrics["val/acc"], metrics["val/mcc"], preds, LABELS, tries)
+    if warning:
+        print(warning)
     return {name: float(value) for name, value in metrics.items()}
 
 

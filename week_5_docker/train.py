@@ -15,11 +15,13 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from collapse import collapse_warning, majority_baseline
 from config import base_model, resolved_config, save_config
 from data import ColaDataModule
 from errors import CourseError, run_cli
@@ -28,6 +30,8 @@ from model import LABELS, ColaModel
 from source import WEEK_DIR, resolve_source
 from wandb_logging import ValidationReport
 
+# BERT-Tiny and BERT-Mini score MCC 0.0 on CoLA in their paper (GLUE test set); BERT-Small 0.278.
+LARGER_MODEL = "google/bert_uncased_L-4_H-512_A-8"
 CHECKPOINT_NAME = "best"  # -> artifacts/checkpoints/best.ckpt, overwritten by each single run
 
 
@@ -72,11 +76,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         stale.unlink()
     save_config(resolved, best)  # before finish_run: MLflow stores it with the checkpoint
     finish_run(logger, cfg, best)
+    labels = data.val_data["label"]
     print(
         f"best checkpoint: {checkpoint.best_model_path}\n"
         f"validation: accuracy={metrics['val/acc']:.3f} mcc={metrics['val/mcc']:.3f} "
-        f"loss={metrics['val/loss']:.3f}"
+        f"loss={metrics['val/loss']:.3f} (majority class: accuracy={majority_baseline(labels)[1]:.3f})"
     )
+    tries = [
+        f"a smaller learning rate (training.lr=..., now {cfg.training.lr:g})",
+        f"more epochs (training.max_epochs=..., now {cfg.training.max_epochs})",
+        f"a larger base model: data.source=hub model.hub_name={LARGER_MODEL} (BERT-Small)",
+    ]
+    preds = torch.cat(model.val_probabilities).argmax(dim=1).tolist()  # the best checkpoint's answers
+    warning = collapse_warning(labels, metrics["val/acc"], metrics["val/mcc"], preds, LABELS, tries)
+    if warning:
+        print(warning)
     return {name: float(value) for name, value in metrics.items()}
 
 

@@ -1,0 +1,62 @@
+"""The collapse guard: the majority-class baseline, and the warning for a model that learned nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collapse import MIN_MCC, collapse_warning, majority_baseline
+from conftest import short_run
+from inference import ColaPredictor
+from source import read_split
+
+LABELS = [1] * 7 + [0] * 3  # 70% "acceptable", as on CoLA
+
+
+def test_majority_baseline_is_the_share_of_the_most_common_label() -> None:
+    assert majority_baseline(LABELS) == (1, 0.7)
+    assert majority_baseline([0, 1, 1, 0]) == (None, 0.5)  # a tie: either class
+
+
+def test_one_class_predictions_warn_with_the_baseline_even_when_mcc_looks_positive() -> None:
+    # torchmetrics scores one-class answers on a small imbalanced set above 0, so predictions decide.
+    warning = collapse_warning(LABELS, accuracy=0.7, mcc=0.18, preds=[1] * 10, tries=["--lr 1e-4"])
+    assert warning is not None
+    assert "WARNING" in warning and 'predicts "acceptable" for every sentence' in warning
+    assert 'always answering "acceptable" scores accuracy 0.700' in warning
+    assert "- --lr 1e-4" in warning
+
+
+def test_a_model_that_learned_gets_no_warning() -> None:
+    preds = [1] * 6 + [0] + [0] * 3  # one mistake
+    assert collapse_warning(LABELS, accuracy=0.9, mcc=0.80, preds=preds) is None
+    assert collapse_warning(LABELS, accuracy=0.75, mcc=MIN_MCC + 0.001) is None
+
+
+def test_mcc_at_the_threshold_warns() -> None:
+    warning = collapse_warning(LABELS, accuracy=0.7, mcc=MIN_MCC)
+    assert warning is not None and f"<= {MIN_MCC}" in warning
+
+
+def collapsed_training(artifacts: Path) -> tuple[dict, Path]:
+    """One epoch at a learning rate far too high: metrics and the best checkpoint."""
+    from train import checkpoint_path, train
+
+    metrics = train(short_run(artifacts, "training.lr=1.0", "logger=csv"))
+    return metrics, checkpoint_path(artifacts / "checkpoints")
+
+
+def test_a_collapsed_training_ends_with_the_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    metrics, checkpoint = collapsed_training(tmp_path)
+    out = capsys.readouterr().out
+    sentences = [row["sentence"] for row in read_split("validation")]
+    answers = {result["label"] for result in ColaPredictor(checkpoint).predict_batch(sentences)}
+    assert len(answers) == 1, f"lr 1.0 was expected to collapse the model, it answered {answers}"
+    assert metrics["val/mcc"] <= MIN_MCC
+    assert "(majority class: accuracy=0.500)" in out
+    assert "WARNING: the model has learned (almost) nothing" in out
+    assert "always answering either class scores accuracy 0.500" in out
+    assert 'predicts "' in out  # the predictions are known from week 1 on
+    assert "a smaller learning rate (training.lr=..., now 1)" in out
+    assert "model.hub_name=" in out
