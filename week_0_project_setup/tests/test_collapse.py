@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -46,13 +48,21 @@ def collapsed_training(artifacts: Path) -> tuple[dict, Path]:
     return metrics, checkpoint_path(artifacts)
 
 
-def test_a_collapsed_training_ends_with_the_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    metrics, checkpoint = collapsed_training(tmp_path)
-    out = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def collapsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The collapsed run, once per module: metrics, checkpoint and what training printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        metrics, checkpoint = collapsed_training(tmp_path_factory.mktemp("collapsed"))
+    return {"metrics": metrics, "checkpoint": checkpoint, "out": printed.getvalue()}
+
+
+def test_a_collapsed_training_ends_with_the_warning(collapsed: dict) -> None:
     sentences = [row["sentence"] for row in read_split("validation")]
-    answers = {result["label"] for result in ColaPredictor(checkpoint).predict_batch(sentences)}
+    answers = {result["label"] for result in ColaPredictor(collapsed["checkpoint"]).predict_batch(sentences)}
     assert len(answers) == 1, f"lr 1.0 was expected to collapse the model, it answered {answers}"
-    assert metrics["val/mcc"] <= MIN_MCC
+    assert collapsed["metrics"]["val/mcc"] <= MIN_MCC
+    out = collapsed["out"]
     assert "(majority class: accuracy=0.500)" in out
     assert "WARNING: the model has learned (almost) nothing" in out
     assert "always answering either class scores accuracy 0.500" in out
