@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import lightning as L
 import torch
-from datasets import DatasetDict, load_dataset
+import torch.distributed as dist
+from datasets import Dataset, DatasetDict, load_dataset
 from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from errors import CourseError
 from source import HUB_DATASET, OFFLINE_DATA_DIR, RESTORE_DATA, load_tokenizer
@@ -32,6 +35,27 @@ def load_cola(source: str) -> DatasetDict:
     if missing:
         raise CourseError(f"{files['train']} lacks the column(s) {sorted(missing)}: {RESTORE_DATA}")
     return dataset
+
+
+class ValidationShards(DistributedSampler):
+    """With several processes (DDP, week 2): each validates one contiguous block of rows, none twice.
+
+    Lightning's default DistributedSampler repeats rows so every process gets as many, and the
+    metrics would count those rows twice; contiguous blocks also keep the rows in order when the
+    processes' predictions are gathered. Validation runs without gradients, so the processes may
+    differ by one batch.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        super().__init__(dataset, shuffle=False)  # rank and world size from the process group
+        self.start = self.rank * len(dataset) // self.num_replicas
+        self.stop = (self.rank + 1) * len(dataset) // self.num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
 
 
 class ColaDataModule(L.LightningDataModule):
@@ -82,4 +106,6 @@ class ColaDataModule(L.LightningDataModule):
         return DataLoader(self.train_data, self.batch_size, shuffle=True, generator=generator, collate_fn=self.collate)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_data, self.batch_size, shuffle=False, collate_fn=self.collate)
+        # One process sees every row in order; under DDP each sees its own block (Lightning keeps it).
+        sampler = ValidationShards(self.val_data) if dist.is_available() and dist.is_initialized() else None
+        return DataLoader(self.val_data, self.batch_size, sampler=sampler, collate_fn=self.collate)

@@ -112,7 +112,8 @@ class ColaModel(L.LightningModule):
         self.val_metrics.update(logits.argmax(dim=1), batch["label"])
         self.val_probabilities.append(torch.softmax(logits, dim=1).detach().cpu())
         self.val_labels.append(batch["label"].detach().cpu())
-        self.log("val/loss", loss, prog_bar=True)
+        # Under DDP (week 2) the epoch's loss is averaged over every process; the metrics sync themselves.
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         self.log_dict(self.val_metrics, prog_bar=True)
 
     def configure_optimizers(self) -> dict:

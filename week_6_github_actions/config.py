@@ -49,6 +49,10 @@ class TrainingConfig:
     lr: float = MISSING
     seed: int = MISSING
     accelerator: str = MISSING
+    devices: Any = MISSING  # a count, "auto", or a list of device ids such as [0, 2]
+    strategy: str = MISSING
+    num_nodes: int = MISSING
+    precision: str = MISSING
     log_every_n_steps: int = MISSING
 
 

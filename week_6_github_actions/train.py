@@ -7,6 +7,7 @@ Every setting lives in configs/ (Hydra); change any of them on the command line:
     python train.py logger=mlflow training.lr=3e-4
     python train.py -m training.lr=1e-4,3e-4           # a sweep: one job per value
     python train.py --cfg job --resolve                # print the composed config, train nothing
+    python train.py training.accelerator=gpu training.devices=4 training.strategy=ddp   # 4 GPUs, DDP
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
+from torchmetrics.utilities.distributed import gather_all_tensors
 
 from collapse import collapse_warning, majority_baseline
 from config import base_model, resolved_config, save_config
@@ -38,6 +40,41 @@ CHECKPOINT_NAME = "best"  # -> artifacts/checkpoints/best.ckpt, overwritten by e
 def checkpoint_path(checkpoints_dir: Path | str = WEEK_DIR / "artifacts" / "checkpoints") -> Path:
     """The best checkpoint in a checkpoint folder; by default the one inference.py loads."""
     return Path(checkpoints_dir) / f"{CHECKPOINT_NAME}.ckpt"
+
+
+class LogConfig(L.Callback):
+    """Log the whole config as the run's hyperparameters: any run can be found by any setting.
+
+    At the start of fit, not before: only then does every DDP process know its rank, and only
+    process 0 logs.
+    """
+
+    def __init__(self, resolved: dict) -> None:
+        self.resolved = resolved
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.logger.log_hyperparams(self.resolved)
+
+
+class GatherValidation(L.Callback):
+    """Under DDP: hand every process the whole validation split's answers, in row order.
+
+    Each process validates its own block of rows (data.ValidationShards); listed before
+    ValidationReport, this runs first, so the W&B plots and the collapse check see every row.
+    """
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size == 1:
+            return
+        for rows in (pl_module.val_probabilities, pl_module.val_labels):
+            # NCCL gathers only tensors on the GPU; gloo (CPU) takes them where they are.
+            blocks = gather_all_tensors(torch.cat(rows).to(pl_module.device))
+            rows[:] = [torch.cat(blocks).cpu()]  # blocks come in rank order: rows in order
+
+
+def in_multirun() -> bool:
+    """True inside a job of `python train.py -m ...`."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -59,18 +96,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
         enable_version_counter=False,  # keep the path stable: best.ckpt, not best-v1.ckpt
     )
     logger = make_logger(cfg)
-    logger.log_hyperparams(resolved)  # the whole config: any run can be found by any setting
     trainer = L.Trainer(
         accelerator=cfg.training.accelerator,
-        devices=1,
+        devices=cfg.training.devices,
+        strategy=cfg.training.strategy,
+        num_nodes=cfg.training.num_nodes,
+        precision=cfg.training.precision,
         max_epochs=cfg.training.max_epochs,
-        callbacks=[checkpoint, ValidationReport()],  # the report only draws for W&B
+        # The report only draws for W&B; GatherValidation must come before it.
+        callbacks=[checkpoint, LogConfig(resolved), GatherValidation(), ValidationReport()],
         logger=logger,
         default_root_dir=cfg.paths.artifacts,
         log_every_n_steps=cfg.training.log_every_n_steps,
     )
+    if trainer.world_size > 1 and in_multirun():
+        # DDP starts the other processes by re-running this command line, -m included: a sweep in each.
+        raise CourseError("a multirun (-m) trains on one device: drop -m, or run each job alone with DDP")
     trainer.fit(model, datamodule=data)
     [metrics] = trainer.validate(model, datamodule=data, ckpt_path="best", verbose=False)
+    if not trainer.is_global_zero:
+        # Under DDP every process has trained and holds the same synced metrics; process 0 alone
+        # writes the records and prints, so each exists once.
+        return {name: float(value) for name, value in metrics.items()}
     # Records an earlier run left beside the same path would now describe the wrong checkpoint.
     for stale in best.parent.glob(f"{CHECKPOINT_NAME}.*.json"):
         stale.unlink()

@@ -26,6 +26,17 @@ def test_defaults_compose_every_group() -> None:
     assert (cfg.training.max_epochs, cfg.training.lr, cfg.training.seed) == (10, 1e-3, 42)
 
 
+def test_trainer_defaults_are_one_device() -> None:
+    training = compose().training
+    placement = (training.accelerator, training.devices, training.strategy, training.num_nodes, training.precision)
+    assert placement == ("auto", 1, "auto", 1, "32-true")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("4", 4), ("auto", "auto"), ("[0,2]", [0, 2])])
+def test_devices_takes_a_count_auto_or_device_ids(value: str, expected: object) -> None:
+    assert compose(f"training.devices={value}").training.devices == expected
+
+
 def test_data_max_length_follows_the_model_unless_overridden() -> None:
     assert compose("model.max_length=48").data.max_length == 48
     cfg = compose("model.max_length=48", "data.max_length=16")
