@@ -52,7 +52,7 @@ def test_tiny_batching_benchmark_reports_every_path_and_target(exported: dict, t
     out = tmp_path / "bench_batching.json"
     result = run_script(
         "-m", "bench.bench_batching", "--export-dir", str(exported["export_dir"]), "--users", "1", "2",
-        "--requests", "60", "--seconds", "2", "--client", client, "--out", str(out),
+        "--requests", "60", "--seconds", "3", "--client", client, "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     check_report(out, result.stdout, client)
