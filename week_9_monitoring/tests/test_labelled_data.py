@@ -23,6 +23,13 @@ LABELLED_DATA_FILES = [
     "monitoring/__init__.py",
     "monitoring/labelled_data.py",
     "monitoring/spreadsheet_csv.py",
+    # ingest runs the promotion gate's data checks on the batch before writing it
+    "monitoring/gate.py",
+    "monitoring/gate.yaml",
+    "monitoring/gate_data.py",
+    "monitoring/gate_behaviour.py",
+    "monitoring/prediction_events.py",
+    "inference_onnx.py",
     "prepare_data.py",
     "errors.py",
     "source.py",
