@@ -31,6 +31,7 @@ PORT = 8000
 CANARY = "canary-4f1d0c2e-not-a-real-key"
 APP_FILES = {
     "app.py",
+    "batcher.py",
     "errors.py",
     "inference_onnx.py",
     "requirements-serve.txt",

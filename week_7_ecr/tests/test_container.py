@@ -29,6 +29,7 @@ PLANTED_KEY = Path(__file__).parent / "fixtures" / "planted_aws_key.env"
 PORT = 8000
 APP_FILES = {
     "app.py",
+    "batcher.py",
     "errors.py",
     "inference_onnx.py",
     "requirements-serve.txt",

@@ -225,7 +225,7 @@ def test_a_model_that_always_says_acceptable_is_refused_with_its_failing_cases(o
 
     result = run_script("-m", "monitoring.gate", "model", "--export-dir", str(one_class_export))
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "mft_unacceptable  FAIL    0.0% of 48 cases (needs 70%)" in result.stdout
+    assert "mft_unacceptable  FAIL    0.0% of 48 cases (needs 40%)" in result.stdout
     first = unacceptable.failures[0]["sentence"]
     assert f"{first!r}: P(acceptable) 0.99, expected unacceptable" in result.stdout
 
@@ -256,4 +256,4 @@ def test_gate_candidate_writes_the_report_and_the_summary_promote_keeps(
     # The monitoring report shows the champion's gate from its production record.
     page = render(make_events(30), champion={"model_version": "v2-abc", "gate": summary})
     assert "Production model v2-abc: gate FAILED (promoted with --force)" in page
-    assert "behaviour: mft_unacceptable</td><td>0.0%</td><td>70%</td>" in page
+    assert "behaviour: mft_unacceptable</td><td>0.0%</td><td>40%</td>" in page
