@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.container_skips import container_skips, describe
+from tools.repeated_tests import repeated_tests
 from tools.weeks import find_weeks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +98,19 @@ def main() -> None:
         if not suites:
             sys.exit(f"error: nothing matches --only {args.only}")
 
-    outcomes = [run_suite(name, cwd, target, args.pytest_args) for name, cwd, target in suites]
+    # A heavy test whose files are all as in the previous week ran there already (tools/repeated_tests.py).
+    weeks = find_weeks(ROOT)
+    left_out = {
+        week.name: repeated_tests(weeks[i - 1] if i else None, week, last=i == len(weeks) - 1)
+        for i, week in enumerate(weeks)
+    }
+    outcomes = []
+    for name, cwd, target in suites:
+        extra = [f"--ignore={path}" for path in left_out.get(name, [])]
+        if extra:
+            files = ", ".join(Path(path).name for path in left_out[name])
+            print(f"\n{name}: not run again, as they and every file they exercise equal the previous week's: {files}")
+        outcomes.append(run_suite(name, cwd, target, [*extra, *args.pytest_args]))
 
     print("\nslowest tests (seconds, setup included):")
     for seconds, name in slowest_tests([REPORTS / f"{o.name}.xml" for o in outcomes]):
