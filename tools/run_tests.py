@@ -98,18 +98,19 @@ def main() -> None:
         if not suites:
             sys.exit(f"error: nothing matches --only {args.only}")
 
-    # A heavy test whose files are all as in the previous week ran there already (tools/repeated_tests.py).
+    # A test whose files are all as in the previous week's ran there already (tools/repeated_tests.py).
     weeks = find_weeks(ROOT)
     left_out = {
-        week.name: repeated_tests(weeks[i - 1] if i else None, week, last=i == len(weeks) - 1)
+        week.name: repeated_tests(weeks[i - 1] if i else None, week)
         for i, week in enumerate(weeks)
     }
     outcomes = []
     for name, cwd, target in suites:
         extra = [f"--ignore={path}" for path in left_out.get(name, [])]
         if extra:
-            files = ", ".join(Path(path).name for path in left_out[name])
-            print(f"\n{name}: not run again, as they and every file they exercise equal the previous week's: {files}")
+            files = ", ".join(Path(path).stem.removeprefix("test_") for path in left_out[name])
+            print(f"\n{name}: {len(extra)} test files not run again, as they and every file they exercise "
+                  f"equal the previous week's (tools/repeated_tests.py): {files}")
         outcomes.append(run_suite(name, cwd, target, [*extra, *args.pytest_args]))
 
     print("\nslowest tests (seconds, setup included):")
