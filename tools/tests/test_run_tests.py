@@ -35,3 +35,17 @@ def test_counts_and_slowest_tests_from_real_reports(tmp_path: Path) -> None:
     assert len(slowest) == 2
     assert slowest[0][1] == "ok::test_ok::test_slow" and slowest[0][0] >= 0.3
     assert slowest[0][0] >= slowest[1][0]
+
+
+def test_two_lanes_keep_the_container_weeks_together_and_split_the_readmes() -> None:
+    one, two = run_tests.all_suites(1), run_tests.all_suites(2)
+    assert [suite.name for suite in one][-1] == "readmes" and {suite.lane for suite in one[:2]} == {"plain"}
+    weeks = [suite for suite in two if suite.name.startswith("week_")]
+    container = [suite.name for suite in weeks if suite.lane == "containers"]
+    assert container == [suite.name for suite in weeks if (suite.cwd / "Dockerfile").is_file()]
+    assert container and container[0] == "week_5_docker" and container[-1] == weeks[-1].name
+    readmes = {suite.name: suite for suite in two if suite.name.startswith("readmes")}
+    assert readmes["readmes"].lane == "plain" and readmes["readmes_containers"].lane == "containers"
+    # Between them, the two -k expressions name every week once.
+    named = [name for suite in readmes.values() for name in suite.extra[1].split(" or ")]
+    assert sorted(named) == sorted(suite.name for suite in weeks)
