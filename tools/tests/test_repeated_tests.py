@@ -116,3 +116,21 @@ def test_the_whole_week_counts_where_the_code_copies_the_week_folder(tmp_path: P
     files = exercised(first, "tests/test_train.py")
     assert {"tests/test_train.py", "train.py", "data.py", "configs"} <= files
     assert "app.py" not in files and "evaluate.py" not in files
+
+
+def test_a_test_that_makes_aws_calls_runs_where_a_test_reads_the_recorded_calls(tmp_path: Path) -> None:
+    first, second = two_weeks(tmp_path)
+    for week in (first, second):
+        (week / "deploy.py").write_text("import boto3\n")
+        (week / "tests" / "test_deploy.py").write_text("import deploy\n\ndef test_deploy():\n    pass\n")
+    assert "tests/test_deploy.py" in repeated_tests(first, second)  # nothing reads its calls: left out
+
+    reader = "import pytest\n\n@pytest.mark.after_recorded_aws_calls\ndef test_policies():\n    pass\n"
+    for week in (first, second):
+        (week / "tests" / "test_iam.py").write_text(reader)
+    (second / "README.md").write_text("# the reader runs again\n")
+    (second / "tests" / "test_iam.py").write_text(reader + "# README.md\nREADME = 'README.md'\n")
+    left_out = repeated_tests(first, second)
+    assert "tests/test_iam.py" not in left_out
+    assert "tests/test_deploy.py" not in left_out  # its calls must be recorded for test_iam.py
+    assert "tests/test_train.py" in left_out  # no AWS calls: still left out
