@@ -46,8 +46,11 @@ setup-iam-check: $(IAM_CHECK) ## install the IAM policy evaluator for the permis
 demo: setup ## the whole course offline: train, version, serve, detect drift, queue for labelling, report
 	cd week_9_monitoring && ../$(PY) demo.py
 
-test: setup $(ACTIONLINT) $(IAM_CHECK) lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each)
-	$(CONTAINERS_ENV); $(PY) -m tools.run_tests
+# Suites side by side (tools/run_tests.py): the container weeks in one lane, the rest in the other.
+TEST_LANES ?= 2
+
+test: setup $(ACTIONLINT) $(IAM_CHECK) lint check-weeks check-pins ## repo checks, then every week's tests (one pytest process each; TEST_LANES=1: one at a time)
+	$(CONTAINERS_ENV); $(PY) -m tools.run_tests --lanes $(TEST_LANES)
 
 test-week: setup $(ACTIONLINT) $(IAM_CHECK) ## one week's tests: make test-week WEEK=3
 	$(CONTAINERS_ENV); $(PY) -m tools.run_tests --only $$(ls -d week_$(WEEK)_* | head -1)
