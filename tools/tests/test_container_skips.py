@@ -93,9 +93,9 @@ def test_run_tests_fails_on_a_container_skip_only_when_containers_are_required(t
     """tools.run_tests (what `make test` and ci.yml run) applies the check when MLOPS_REQUIRE_CONTAINERS=1."""
     junit_of(tmp_path, "week_7_ecr", WEEK_LIKE)
 
-    def fake_suite(name: str, cwd: Path, target: str, extra: list[str]) -> run_tests.Outcome:
-        passed, failed, skipped = run_tests.read_junit(tmp_path / f"{name}.xml")
-        return run_tests.Outcome(name, passed, failed, skipped)
+    def fake_suite(suite: run_tests.Suite, extra: list[str], capture: bool = False) -> run_tests.Outcome:
+        passed, failed, skipped = run_tests.read_junit(tmp_path / f"{suite.name}.xml")
+        return run_tests.Outcome(suite.name, passed, failed, skipped)
 
     monkeypatch.setattr(run_tests, "REPORTS", tmp_path)
     monkeypatch.setattr(run_tests, "run_suite", fake_suite)
