@@ -29,6 +29,16 @@ class ModelConfig:
 
     hub_name: str = MISSING  # the Hub model for data.source=hub; offline uses offline_model/
     max_length: int = MISSING  # tokens per sentence this model is trained on
+    lr: float = MISSING  # this model's fine-tuning learning rate, where training.lr is null
+    max_epochs: int = MISSING  # and its epochs, where training.max_epochs is null
+
+
+@dataclass
+class OfflineModelConfig:
+    """config.yaml's offline_model: the bundled model's fine-tuning values (data.source=offline)."""
+
+    lr: float = MISSING
+    max_epochs: int = MISSING
 
 
 @dataclass
@@ -45,8 +55,8 @@ class DataConfig:
 class TrainingConfig:
     """configs/training/*.yaml: the Trainer and the optimizer."""
 
-    max_epochs: int = MISSING
-    lr: float = MISSING
+    max_epochs: int | None = MISSING  # null: the base model's own value (fine_tuning below)
+    lr: float | None = MISSING  # null: the base model's own value (fine_tuning below)
     seed: int = MISSING
     accelerator: str = MISSING
     devices: Any = MISSING  # a count, "auto", or a list of device ids such as [0, 2]
@@ -71,6 +81,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    offline_model: OfflineModelConfig = field(default_factory=OfflineModelConfig)
     # Each logger option has its own keys; `name` picks the code path in loggers.py.
     logger: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -91,15 +102,24 @@ def base_model(cfg: DictConfig, source: str) -> str:
     return cfg.model.hub_name if source == "hub" else base_model_name(source)
 
 
+def fine_tuning(cfg: DictConfig, source: str) -> dict[str, float | int]:
+    """The learning rate and epochs a run uses: training.lr / training.max_epochs, or where they are
+    null the trained model's own: the model option's on the Hub, offline_model's offline."""
+    own = cfg.model if source == "hub" else cfg.offline_model
+    return {key: own[key] if cfg.training[key] is None else cfg.training[key] for key in ("lr", "max_epochs")}
+
+
 def saved_config_path(checkpoint: Path) -> Path:
     """Where the config a checkpoint was trained with is saved: best.ckpt -> best.config.yaml."""
     return checkpoint.with_suffix(SAVED_CONFIG_SUFFIX)
 
 
 def resolved_config(cfg: DictConfig, source: str) -> dict:
-    """`cfg` as plain data, every interpolation resolved and data.source as training resolved it."""
+    """`cfg` as plain data, every interpolation resolved; data.source, training.lr and training.max_epochs
+    as training resolved them (the saved config and the logged parameters say what the run used)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved["data"]["source"] = source  # "auto" could let inference pick another tokenizer than training did
+    resolved["training"].update(fine_tuning(cfg, source))
     return resolved
 
 

@@ -25,7 +25,7 @@ from prepare_data import read_rows
 TRIES = [
     "a smaller learning rate (train.lr in params.yaml), then `dvc repro`",
     "more epochs (train.max_epochs in params.yaml)",
-    "a larger base model (model.hub_name, e.g. google/bert_uncased_L-4_H-512_A-8, with data.source=hub)",
+    "a base model that learns CoLA: python train.py data.source=hub model=electra_small (CoLA dev MCC 57.0 published)",
 ]
 
 

@@ -22,10 +22,11 @@ from errors import CourseError
 from source import HUB_MODEL, base_config, resolve_model_path
 
 LABELS = ["unacceptable", "acceptable"]  # CoLA: 0 = unacceptable, 1 = acceptable
-# A pretrained BERT has no classifier yet (and the offline one no pooler): those weights start new.
-# Its pretraining head (cls.*) is left unused. Anything else missing or left over is a wrong model.
+# A pretrained encoder has no classifier yet (and the offline BERT no pooler): those weights start new.
+# Its pretraining head is left unused: BERT's `cls.*`, ELECTRA's replaced-token detector
+# `discriminator_predictions.*`. Anything else missing or left over is a wrong model.
 NEW_WEIGHTS = ("classifier.", "bert.pooler.")
-UNUSED_WEIGHTS = ("cls.",)
+UNUSED_WEIGHTS = ("cls.", "discriminator_predictions.")
 
 
 # Lightning's advertising lines ("\N{ELECTRIC LIGHT BULB} Tip: install ...") are nothing a learner acts on.
@@ -37,7 +38,7 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` 
 
 
 def load_encoder(model_name: str) -> PreTrainedModel:
-    """The pretrained encoder under a new 2-class head; a model that is not a BERT encoder is refused.
+    """The pretrained encoder under a new 2-class head; a model that is not a BERT or ELECTRA encoder is refused.
 
     transformers' LOAD REPORT of new and unused weights is expected here: checked, then kept quiet.
     """
@@ -55,7 +56,7 @@ def load_encoder(model_name: str) -> PreTrainedModel:
     surprising += [key for key in info["unexpected_keys"] if not key.startswith(UNUSED_WEIGHTS)]
     if surprising:
         wrong = f"weights {sorted(surprising)[:5]} are missing or left over"
-        raise CourseError(f"{model_name} is not a BERT encoder ({wrong}): use one such as {HUB_MODEL}")
+        raise CourseError(f"{model_name} is not a BERT or ELECTRA encoder ({wrong}): use one such as {HUB_MODEL}")
     return model
 
 

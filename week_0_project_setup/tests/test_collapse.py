@@ -67,3 +67,4 @@ def test_a_collapsed_training_ends_with_the_warning(collapsed: dict) -> None:
     assert "WARNING: the model has learned (almost) nothing" in out
     assert "always answering either class scores accuracy 0.500" in out
     assert "a smaller learning rate" in out
+    assert "a base model that learns it: --source hub (google/electra-small-discriminator)" in out

@@ -49,8 +49,11 @@ def test_training_on_the_hub_source_downloads_cola_and_the_base_model(hub: HubSt
     downloads = [request for request in hub.requests if request.startswith("GET ") and "/resolve/" in request]
     parquet = "cola/train-00000-of-00001.parquet"
     assert any(r.startswith(f"GET /datasets/{GLUE}/resolve/") and r.endswith(parquet) for r in downloads)
-    assert any(r.startswith(f"GET /{HUB_MODEL}/resolve/") and r.endswith("/vocab.txt") for r in downloads)
-    assert any(r.startswith(f"GET /{HUB_MODEL}/resolve/") and r.endswith("/model.safetensors") for r in downloads)
+    served = hub.repo("model", HUB_MODEL).files
+    weights = "model.safetensors" if "model.safetensors" in served else "pytorch_model.bin"  # what the repo has
+    tokenizer = "tokenizer.json" if "tokenizer.json" in served else "vocab.txt"  # the fast tokenizer's source
+    for name in (weights, tokenizer):
+        assert any(r.startswith(f"GET /{HUB_MODEL}/resolve/") and r.endswith(f"/{name}") for r in downloads), name
     assert hub.unknown == []  # every request was one the real Hub answers
 
 

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
-from config import CONFIG_DIR
+from config import CONFIG_DIR, fine_tuning, resolved_config
 from conftest import compose
 from source import WEEK_DIR
 from train import checkpoint_path
@@ -18,12 +18,38 @@ from train import checkpoint_path
 
 def test_defaults_compose_every_group() -> None:
     cfg = compose()
-    assert set(cfg) == {"model", "data", "training", "logger", "paths"}
-    assert cfg.model.hub_name == "google/bert_uncased_L-2_H-128_A-2"
+    assert set(cfg) == {"model", "data", "training", "offline_model", "logger", "paths"}
+    assert cfg.model.hub_name == "google/electra-small-discriminator"  # the Hub default learns CoLA
     assert cfg.data.source == "offline"  # conftest sets MLOPS_SOURCE=offline, the embedded default
     assert list(cfg.data.labels) == ["unacceptable", "acceptable"]
     assert cfg.logger.name == "wandb"
-    assert (cfg.training.max_epochs, cfg.training.lr, cfg.training.seed) == (10, 1e-3, 42)
+    assert (cfg.training.max_epochs, cfg.training.lr, cfg.training.seed) == (None, None, 42)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "source", "expected"),
+    [
+        ((), "offline", {"lr": 1e-3, "max_epochs": 10}),  # the bundled model: as before ELECTRA was the default
+        (("model=bert_tiny",), "offline", {"lr": 1e-3, "max_epochs": 10}),
+        ((), "hub", {"lr": 1e-4, "max_epochs": 3}),  # ELECTRA-small: its authors' GLUE fine-tuning values
+        (("model=bert_tiny",), "hub", {"lr": 1e-3, "max_epochs": 10}),
+        (("training.lr=3e-4",), "hub", {"lr": 3e-4, "max_epochs": 3}),  # a number overrides the model's own
+        (("training.max_epochs=1", "model=bert_tiny"), "offline", {"lr": 1e-3, "max_epochs": 1}),
+    ],
+)
+def test_null_lr_and_epochs_are_the_trained_models_own(overrides: tuple, source: str, expected: dict) -> None:
+    cfg = compose(*overrides)
+    assert fine_tuning(cfg, source) == expected
+    resolved = resolved_config(cfg, source)  # what is saved beside the checkpoint and logged
+    assert {key: resolved["training"][key] for key in expected} == expected
+
+
+def test_every_model_option_names_a_hub_model_and_its_own_fine_tuning() -> None:
+    options = {path.stem for path in (CONFIG_DIR / "model").glob("*.yaml")}
+    assert options == {"electra_small", "bert_tiny"}
+    for option in options:
+        model = compose(f"model={option}").model
+        assert model.hub_name.startswith("google/") and model.lr > 0 and model.max_epochs >= 1
 
 
 def test_trainer_defaults_are_one_device() -> None:

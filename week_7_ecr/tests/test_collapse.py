@@ -73,7 +73,7 @@ def test_a_collapsed_training_ends_with_the_warning(collapsed: dict) -> None:
     assert "always answering either class scores accuracy 0.500" in out
     assert 'predicts "' in out  # train.py knows the predictions from week 1 on
     assert "a smaller learning rate (training.lr=..., now 1)" in out
-    assert "model.hub_name=" in out
+    assert "data.source=hub model=electra_small" in out  # the offline model: the option that learns CoLA
 
 
 def run_evaluate(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:

@@ -81,7 +81,7 @@ def test_reachable_hub_and_offline_cache_are_used(monkeypatch) -> None:
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}/")
         assert resolve_source("hub") == "hub"
-        assert seen == ["/api/models/google/bert_uncased_L-2_H-128_A-2"]  # HF_ENDPOINT is honoured
+        assert seen == ["/api/models/google/electra-small-discriminator"]  # HF_ENDPOINT is honoured
         monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the cache only: no probe at all
         assert resolve_source("hub") == "hub" and len(seen) == 1
     finally:
@@ -129,6 +129,6 @@ def test_a_checkpoint_that_is_not_a_bert_encoder_is_refused(tmp_path) -> None:
     weights["adapter.weight"] = torch.zeros(2, 2)  # a weight no BERT classifier has
     encoder.save_pretrained(tmp_path, state_dict=weights)
     with pytest.raises(
-        CourseError, match=r"is not a BERT encoder \(weights \['adapter.weight'\] are missing or left over\)"
+        CourseError, match=r"is not a BERT or ELECTRA encoder \(weights \['adapter.weight'\] are missing or left over\)"
     ):
         load_encoder(str(tmp_path))

@@ -6,9 +6,9 @@ Layouts (the real repositories' file lists, as on huggingface.co):
     cola/train-*, cola/validation-*, cola/test-*), and cola/{train,validation,test}-00000-of-00001.parquet,
     the Parquet conversion the Hub holds since 2024 (the GLUE card on huggingface.co lists these; the
     script glue.py is gone). The other GLUE configs are left out. Content: the bundled offline data
-    (data/): train = the first 2,400 sentences of train.csv, test = the last 600 with label -1 as in
-    real CoLA (its labels are not public), validation = validation.csv. Sizes are smaller than CoLA's
-    8,551 / 1,043 / 1,063.
+    (data/): train = the first 320 sentences of train.csv, test = its last 64 with label -1 as in
+    real CoLA (its labels are not public), validation = the first 192 of validation.csv. Far smaller
+    than CoLA's 8,551 / 1,043 / 1,063, so that a hub test trains a few steps, not a model.
   google/bert_uncased_L-2_H-128_A-2 (BERT-Tiny, google-research/bert's miniatures, converted by the
     Hugging Face team in 2020, main at 30b0a37): config.json with the 11 keys of Google's
     bert_config.json in their order and no `model_type` (copied verbatim in FedML's model-serving
@@ -21,6 +21,22 @@ Layouts (the real repositories' file lists, as on huggingface.co):
     (tf_model.h5, flax_model.msgpack) are not served: no client here reads them. Content: the real
     config; weights randomly initialised from it (seed 0); vocab.txt has BERT's special tokens at their
     real ids, the bundled offline tokenizer's word pieces after them, and [unused] entries up to 30,522.
+  google/electra-small-discriminator (ELECTRA-small, google-research/electra's released small model,
+    ELECTRA-Small++ in the paper): the file list of the Hub API's `siblings` for commit 153f486
+    (.gitattributes, README.md, config.json, flax_model.msgpack, pytorch_model.bin, tf_model.h5,
+    tokenizer.json, tokenizer_config.json, vocab.txt; as saved in saranscript/huggingface-models,
+    models/google/electra-small-discriminator/infos.json). So: PyTorch weights in pytorch_model.bin
+    only (no model.safetensors: transformers reads the pickle), a fast tokenizer.json beside vocab.txt.
+    config.json: ElectraConfig's keys for ELECTRA-small (transformers' ElectraConfig defaults, which
+    its docstring says match this model: embedding 128, hidden 256, 12 layers, 4 heads, intermediate
+    1,024), with model_type "electra" and architectures ["ElectraForPreTraining"] as the Hub API's
+    `config` reports. tokenizer_config.json: do_lower_case true, model_max_length 512. Content:
+    weights randomly initialised from that config (seed 0: 13.5M parameters, 54 MB as the real file);
+    vocab.txt as BERT-Tiny's (ELECTRA uses BERT uncased's vocabulary, google-research/electra README);
+    tokenizer.json is that vocab.txt as the `tokenizers` library's BertWordPieceTokenizer (BERT uncased's
+    normalizer, pre-tokenizer and [CLS] ... [SEP] post-processing). Flax and TensorFlow weights are not
+    served. The Hub API's `siblings` of today's main were not available here: if the real repository
+    has gained a model.safetensors since, transformers reads that instead; both paths load the same.
 """
 
 from __future__ import annotations
@@ -35,7 +51,12 @@ from pathlib import Path
 WEEK_DIR = Path(__file__).resolve().parents[2]
 GLUE = "nyu-mll/glue"
 BERT_TINY = "google/bert_uncased_L-2_H-128_A-2"
-TEST_ROWS = 600  # the last rows of the offline train.csv become the stand-in's unlabelled test split
+ELECTRA_SMALL = "google/electra-small-discriminator"
+# The stand-in's CoLA is small on purpose: every hub test trains on it, ELECTRA-small included
+# (12 layers), and the tests check the path, not the model's quality. Five training steps of 64.
+TRAIN_ROWS = 320  # the first rows of the offline train.csv
+TEST_ROWS = 64  # its last rows become the unlabelled test split
+VALIDATION_ROWS = 192  # the first rows of the offline validation.csv
 LFS_SUFFIXES = (".parquet", ".bin", ".safetensors")  # what .gitattributes sends to LFS on the real repos
 # google/bert_uncased_L-2_H-128_A-2/config.json: Google's bert_config.json of the miniature, unchanged.
 BERT_TINY_CONFIG = {
@@ -51,6 +72,26 @@ BERT_TINY_CONFIG = {
     "intermediate_size": 512,
     "attention_probs_dropout_prob": 0.1,
 }
+# google/electra-small-discriminator/config.json (see the module docstring for where each value comes from).
+ELECTRA_SMALL_CONFIG = {
+    "architectures": ["ElectraForPreTraining"],
+    "attention_probs_dropout_prob": 0.1,
+    "embedding_size": 128,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 256,
+    "initializer_range": 0.02,
+    "intermediate_size": 1024,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "model_type": "electra",
+    "num_attention_heads": 4,
+    "num_hidden_layers": 12,
+    "pad_token_id": 0,
+    "type_vocab_size": 2,
+    "vocab_size": 30522,
+}
+ELECTRA_TOKENIZER_CONFIG = {"do_lower_case": True, "model_max_length": 512}
 GITATTRIBUTES = "".join(f"*{suffix} filter=lfs diff=lfs merge=lfs -text\n" for suffix in LFS_SUFFIXES)
 
 
@@ -154,7 +195,8 @@ def glue_splits(data_dir: Path) -> dict[str, list[dict]]:
 
     train = read_split("train", data_dir)
     test = [{**row, "label": -1, "idx": i} for i, row in enumerate(train[-TEST_ROWS:])]
-    return {"train": train[:-TEST_ROWS], "validation": read_split("validation", data_dir), "test": test}
+    validation = read_split("validation", data_dir)[:VALIDATION_ROWS]
+    return {"train": train[:TRAIN_ROWS], "validation": validation, "test": test}
 
 
 def build_glue(data_dir: Path) -> Repo:
@@ -243,5 +285,44 @@ def _safetensors_bytes(weights: dict, save_file) -> bytes:
         return path.read_bytes()
 
 
+# ------------------------------------------------------------------------ google/electra-small-discriminator
+
+
+def build_electra(repo_id: str, config: dict) -> Repo:
+    """ELECTRA-small in its real repository's layout: weights random from the real config, pytorch_model.bin only."""
+    import tempfile
+
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import ElectraConfig, ElectraForPreTraining
+
+    torch.manual_seed(0)
+    model = ElectraForPreTraining(ElectraConfig(**config))
+    pickled = io.BytesIO()
+    torch.save({name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}, pickled)
+    vocab = "".join(f"{token}\n" for token in bert_vocab(config["vocab_size"])).encode()
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "vocab.txt").write_bytes(vocab)
+        tokenizer = BertWordPieceTokenizer(str(Path(folder) / "vocab.txt"), lowercase=True)
+        tokenizer.save(str(Path(folder) / "tokenizer.json"))
+        tokenizer_json = (Path(folder) / "tokenizer.json").read_bytes()
+    files = {
+        "config.json": json.dumps(config, indent=2).encode(),
+        "vocab.txt": vocab,
+        "tokenizer.json": tokenizer_json,
+        "tokenizer_config.json": json.dumps(ELECTRA_TOKENIZER_CONFIG).encode(),
+        "pytorch_model.bin": pickled.getvalue(),
+        ".gitattributes": GITATTRIBUTES.encode(),
+    }
+    card = {"language": "en", "license": "apache-2.0", "thumbnail": "https://huggingface.co/front/thumbnails/google.png"}
+    files["README.md"] = _readme(card, f"# {repo_id} (test stand-in: random weights from the real config)\n")
+    return Repo("model", repo_id, files, card)
+
+
 # Every base model a week lets a learner select, with its real config.json.
-MODELS = {BERT_TINY: BERT_TINY_CONFIG}
+MODELS = {ELECTRA_SMALL: ELECTRA_SMALL_CONFIG, BERT_TINY: BERT_TINY_CONFIG}
+
+
+def build_model(repo_id: str, config: dict) -> Repo:
+    """The repository of a base model in MODELS, in its own architecture's layout."""
+    return (build_electra if config.get("model_type") == "electra" else build_bert)(repo_id, config)

@@ -8,7 +8,7 @@
     python tests/helpers/hub_server.py                 # serve until Ctrl-C, to try a client by hand
 
 `datasets`, `huggingface_hub` and `transformers`, as pinned in requirements.txt, are pointed at it
-with HF_ENDPOINT only: nothing in them is patched. Standard library, pyarrow and torch only.
+with HF_ENDPOINT only: nothing in them is patched. Standard library, pyarrow, torch and transformers only.
 
 Endpoints served (what the pinned clients call; read from huggingface_hub's file_download.py,
 hf_api.py and hf_file_system.py):
@@ -37,7 +37,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from helpers.hub_repos import MODELS, WEEK_DIR, Repo, build_bert, build_glue, git_blob_sha1
+from helpers.hub_repos import MODELS, WEEK_DIR, Repo, build_glue, build_model, git_blob_sha1
 
 # ------------------------------------------------------------------------------------------------- server
 
@@ -208,7 +208,7 @@ class HubStandIn:
         self._server: _Server | None = None
 
     def start(self) -> HubStandIn:
-        repos = [build_glue(self.data_dir)] + [build_bert(name, config) for name, config in self.models.items()]
+        repos = [build_glue(self.data_dir)] + [build_model(name, config) for name, config in self.models.items()]
         for repo in repos:
             repo.sha  # noqa: B018 - hash every file now, before the first client waits for it
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -253,6 +253,10 @@ class HubStandIn:
         return {
             "HF_ENDPOINT": self.url,
             "HF_HOME": str(home),
+            # transformers, given a repository with pytorch_model.bin and no model.safetensors (ELECTRA-small),
+            # starts a background thread that asks Hugging Face's conversion Space for a safetensors copy:
+            # https://safetensors-convert.hf.space, not HF_ENDPOINT. Its switch for test runs keeps it off.
+            "DISABLE_SAFETENSORS_CONVERSION": "1",
         }
 
 
