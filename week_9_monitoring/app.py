@@ -49,7 +49,7 @@ from schemas import (
     PredictRequest,
     Readiness,
 )
-from settings import read_settings
+from settings import read_registered, read_settings
 
 # uvicorn configures this logger, so the service's lines appear in its format and at its level.
 log = logging.getLogger("uvicorn.error")
@@ -80,8 +80,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.error("cannot start the service: %s", error)
         raise
     app.state.log_text = settings.log_text
+    # Read once, with the model: a cache swapped under a running service must not change what /ready claims.
+    app.state.registered = read_registered(settings.model_dir)
     prediction_metrics.start_label_series(app.state.predictor.labels)
     log.info("model loaded from %s (%s)", settings.model_dir, settings.variant)
+    if app.state.registered:
+        log.info("registered model %(name)s version %(version)s", app.state.registered)
     log.info(
         "prediction events: stdout%s; sentences %s",
         f" and {settings.events_file}" if settings.events_file else "",
@@ -106,6 +110,7 @@ app = FastAPI(
 )
 app.state.predictor = None
 app.state.batcher = None
+app.state.registered = None
 prediction_metrics.instrument(app)
 
 
@@ -307,5 +312,6 @@ async def ready(request: Request) -> Readiness | JSONResponse:
         variant=predictor.variant,
         labels=predictor.labels,
         model_version=str(predictor.config.get("model_version") or "unknown"),
+        registered=request.app.state.registered,
         events=request.app.state.events.state(),
     )

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from inference_onnx import ColaOnnxPredictor
 from monitoring.prediction_events import EventSink, build_event, new_request_id
 from schemas import PredictRequest
-from settings import Settings, read_settings
+from settings import Settings, read_registered, read_settings
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -46,6 +46,14 @@ def load_predictor(settings: Settings) -> ColaOnnxPredictor:
 SETTINGS = read_settings()
 PREDICTOR = load_predictor(SETTINGS)
 EVENTS = EventSink()  # stdout only: in Lambda that is CloudWatch Logs
+# The registry version the image baked (see the README: fetch before the build), for the cold-start log.
+REGISTERED = read_registered(SETTINGS.model_dir)
+log.info(
+    "cold start: model %s from %s, registered %s",
+    PREDICTOR.config.get("model_version"),
+    SETTINGS.model_dir,
+    f"{REGISTERED['name']} version {REGISTERED['version']}" if REGISTERED else "no (not fetched from the registry)",
+)
 
 
 class BadRequest(Exception):

@@ -88,12 +88,23 @@ class EventsState(BaseModel):
     last_error: str | None = Field(description="why the file cannot be written, while it cannot")
 
 
+class RegisteredModel(BaseModel):
+    """Which version of the MLflow Model Registry the service loaded (monitoring/registry.py)."""
+
+    name: str = Field(examples=["cola-onnx"])
+    version: int = Field(examples=[3])
+
+
 class Readiness(BaseModel):
     status: str
     model_dir: str
     variant: str
     labels: list[str]
     model_version: str = Field(description="data version + checkpoint hash; every prediction event carries it")
+    registered: RegisteredModel | None = Field(
+        description="the registered model and version MODEL_DIR is a copy of (its registered_model.json); "
+        "null when MODEL_DIR was not fetched from the registry"
+    )
     events: EventsState = Field(description="the events file's state: /ready stays 200 while it fails")
 
 

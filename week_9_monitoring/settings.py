@@ -9,10 +9,14 @@ BATCH_MAX_WAIT_MS  POST /predict/dynamic: how long the first sentence of a batch
                    (milliseconds, may be fractional); default 0: take what is queued, never wait
 LOG_TEXT       true: prediction events carry the sentence; false (default): only its hash and length
 EVENTS_FILE    also append prediction events (JSON lines) to this file; default: stdout only
+
+A MODEL_DIR fetched from the model registry (`python -m monitoring.registry fetch`) also holds
+registered_model.json: which registered model and version it is; /ready reports it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ from errors import CourseError
 from inference_onnx import EXPORT_DIR, MODEL_FILES
 from schemas import MAX_BATCH_ITEMS
 
+REGISTERED_RECORD = "registered_model.json"  # written by monitoring/registry.py beside the files it fetched
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -85,3 +90,12 @@ def read_batching(environ: dict[str, str] | os._Environ) -> dict:
             "set it to e.g. 2, or unset it"
         )
     return {"batch_max_size": int(size_text), "batch_max_wait_ms": wait_ms}
+
+
+def read_registered(model_dir: Path) -> dict | None:
+    """{"name", "version"} of the registered model MODEL_DIR is a copy of; None without a readable record."""
+    try:
+        record = json.loads((Path(model_dir) / REGISTERED_RECORD).read_text(encoding="utf-8"))
+        return {"name": str(record["name"]), "version": int(record["version"])}
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

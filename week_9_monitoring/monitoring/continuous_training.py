@@ -11,14 +11,15 @@ What a scheduler (cron, a GitHub Actions `schedule:`) runs; every step prints wh
   3. new data      monitoring/labelled_data.py: the filled CSV becomes data/labelled/vN.csv, data.version vN,
                    if it passes the gate's data checks (monitoring/gate.py; refused: exit 2, report named)
   4. dvc repro     prepare, train, evaluate and export on data version vN
-  5. promotion     monitoring/promote.py: the new model replaces production only if it passes the gate
-                   (data checks of vN, behaviour tests of the model) and its MCC is not worse
+  5. promotion     monitoring/promote.py: the new model is registered (MLflow Model Registry) and becomes
+                   the champion only if it passes the gate (data checks of vN, behaviour tests of the
+                   model) and its MCC is not worse; production/onnx is the champion's cached copy
   6. reference     after a promotion: the drift reference is rebuilt for the production model
                    and the data it was trained on, so the next check compares with what it knows
 
 A cycle stopped halfway (Ctrl-C or a failing stage during `dvc repro`, a crash while promoting)
 is finished by the next run, before anything else: params.yaml selects a labelled batch whose
-model is not in production, and `dvc repro` did not finish or an install into production/ was
+model is not in production, and `dvc repro` did not finish or a fetch into production/onnx was
 interrupted. The run then does steps 4-6 only, whatever the events say.
 
 Exit codes: 0 no drift, or a new model promoted; 3 retrained but refused (production unchanged);
@@ -40,7 +41,8 @@ import yaml
 from errors import CourseError, run_cli
 from monitoring.drift import FAIL_ON_DRIFT_EXIT
 from monitoring.labelled_data import PARAMS_FILE, ingest, sort_labelled, summary
-from monitoring.promote import PRODUCTION_DIR, PROMOTED, RECORD_NAME, install_interrupted, promote
+from monitoring.model_cache import interrupted, read_cache_record
+from monitoring.promote import CACHE_DIR, PROMOTED, promote
 from prepare_data import LABELLED_DIR, RAW_DIR
 from remote import dvc
 from source import WEEK_DIR
@@ -104,11 +106,9 @@ def data_version() -> str | None:
 
 
 def production_data_version() -> str | None:
-    """The data version of the production model, from its record; None without a readable one."""
-    try:
-        return json.loads((PRODUCTION_DIR / RECORD_NAME).read_text(encoding="utf-8")).get("data_version")
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The data version of the production model, from the cache's record of the champion; None without one."""
+    record = read_cache_record(CACHE_DIR)
+    return record.get("data_version") if record else None
 
 
 def unpromoted_batch() -> tuple[str, Path] | None:
@@ -124,7 +124,7 @@ def unfinished_cycle() -> tuple[str, str] | None:
     """(data version, why) when the last cycle stopped before its promotion decision; None when it did not.
 
     Its labels are in the data (params.yaml selects their batch) but production has no model of
-    them, and either `dvc repro` did not finish or an install into production/ was interrupted.
+    them, and either `dvc repro` did not finish or a fetch into production/onnx was interrupted.
     Without either, the model was refused (or its promotion stopped before installing anything):
     see not_promoted().
     """
@@ -132,7 +132,7 @@ def unfinished_cycle() -> tuple[str, str] | None:
     if selected is None:
         return None
     version, batch = selected[0], selected[1].relative_to(WEEK_DIR)
-    if install_interrupted():
+    if interrupted(CACHE_DIR):
         return version, f"{batch} is data version {version}, and installing its model in production was interrupted"
     changed = sorted(json.loads(dvc("status", "--json") or "{}"))
     if changed:
@@ -180,7 +180,7 @@ def retrain_and_promote(version: str) -> int:
         return decision
 
     step(6, "drift reference for the new production model")
-    production = PRODUCTION_DIR / "onnx"
+    production = CACHE_DIR
     command = ["-m", "monitoring.drift", "reference", "--export-dir", str(production), "--data-dir", str(PREPARED_DIR)]
     code = run([sys.executable, *command])
     if code != 0:

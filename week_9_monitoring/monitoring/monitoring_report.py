@@ -6,7 +6,7 @@
 It needs no server: open the file in a browser. The page shows predictions over time, the
 label and score distributions, the model's confidence over the stream, the drift tests against
 their thresholds (monitoring/drift.py), the top of the labelling queue (monitoring/labelling_queue.py), and
-the promotion gate's result for the production model (monitoring/gate.py, from production/model.json). It is the
+the promotion gate's result for the champion (monitoring/gate.py, from production/onnx/registered_model.json). It is the
 embedded default of week 9's dashboards when no OpenSearch or Grafana runs.
 
 The plots are PNGs drawn by matplotlib and embedded as data URIs, so the page is one file that
@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 from errors import CourseError, run_cli  # noqa: E402
 from monitoring.prediction_events import BadLine, PredictionEvent, describe_bad_lines, read_events  # noqa: E402
+from settings import REGISTERED_RECORD  # noqa: E402
 
 LABEL_COLOURS = {"acceptable": "#2a9d8f", "unacceptable": "#e76f51"}
 QUEUE_ROWS_SHOWN = 15
@@ -243,7 +244,7 @@ def render(
 ) -> str:
     """The report page as one HTML string (plots embedded); `skipped` names lines of the file that were not events.
 
-    `champion`: the production record (production/model.json), whose gate result the page shows."""
+    `champion`: the champion's record (production/onnx/registered_model.json), whose gate result the page shows."""
     if not events:
         raise CourseError("no prediction events to report on: send some predictions to the API first")
     labels = sorted({e.label for e in events} | set(LABEL_COLOURS))
@@ -303,7 +304,8 @@ def write_report(
 
 
 def read_champion(record: Path) -> dict | None:
-    """The production record, for its gate result; None (no gate section) when there is no readable one."""
+    """The champion's record (registered_model.json in its cached copy), for its gate result; None (no gate
+    section) when there is no readable one."""
     try:
         champion = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -320,7 +322,10 @@ def main() -> None:
     parser.add_argument("--queue", type=Path, help="a labelling queue CSV written by monitoring/labelling_queue.py")
     parser.add_argument("--out", type=Path, default=Path("reports/monitoring.html"))
     parser.add_argument(
-        "--production", type=Path, default=Path("production"), help="the production folder whose gate result to show"
+        "--production",
+        type=Path,
+        default=Path("production/onnx"),
+        help="the champion's cached copy (monitoring/registry.py fetch) whose gate result to show",
     )
     args = parser.parse_args()
     bad_lines: list[BadLine] = []
@@ -334,7 +339,7 @@ def main() -> None:
         from monitoring.labelling_queue import read_queue_csv
 
         queue = [asdict(item) for item in read_queue_csv(args.queue)]
-    champion = read_champion(args.production / "model.json")
+    champion = read_champion(args.production / REGISTERED_RECORD)
     path = write_report(args.out, events, drift, queue, skipped, champion)
     print(f"report: {path.resolve()}")
 

@@ -89,6 +89,7 @@ def test_health_and_ready(client: TestClient, exported: dict) -> None:
         "variant": "fp32",
         "labels": ["unacceptable", "acceptable"],
         "model_version": json.loads((exported["export_dir"] / "model_config.json").read_text())["model_version"],
+        "registered": None,  # artifacts/onnx straight from the export, not fetched from the registry
         "events": {"file": None, "status": "stdout only", "write_errors": 0, "last_error": None},
     }
 

@@ -103,7 +103,7 @@ def test_a_rerun_finishes_the_cycle_that_ctrl_c_interrupted(cycle: dict) -> None
     promoted = record(week)
     assert promoted["data_version"] == "v3" and promoted["model_version"].startswith("v3-")
     assert promoted["metrics"] == json.loads((week / "metrics.json").read_text())
-    assert production_listing(week) == ["model.json", "onnx"]
+    assert production_listing(week) == ["onnx"]
     assert project.dvc("status", "--json").stdout.strip() == "{}"
     assert data_version(week) == "v3" and not (week / "data" / "labelled" / "v4.csv").exists()
     reference = json.loads((week / "artifacts" / "monitoring" / "reference.json").read_text())

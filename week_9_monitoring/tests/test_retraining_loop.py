@@ -59,7 +59,7 @@ def metrics(week: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def first_promotion(project: Project) -> subprocess.CompletedProcess:
-    """`python -m monitoring.promote` with an empty production/: the first model."""
+    """`python -m monitoring.promote` with an empty registry (the local store under mlruns/): the first model."""
     return project.run("python", "-m", "monitoring.promote", check=False)
 
 
@@ -78,6 +78,10 @@ def test_the_first_model_is_promoted(project: Project, first_promotion: subproce
     assert promoted["metrics"] == new
     for name in ("model.onnx", "model.int8.onnx", "tokenizer.json", "model_config.json"):
         assert md5(week / "production" / "onnx" / name) == md5(week / "artifacts" / "onnx" / name)
+    # The registry is the source of truth: version 1 of the registered model, champion, in the local store.
+    assert (promoted["name"], promoted["version"], promoted["alias"]) == ("cola-onnx", 1, "champion")
+    assert promoted["tags"]["checkpoint_sha256"] == config["source_checkpoint_sha256"]
+    assert (week / "mlruns" / "registry.db").is_file()
 
     # The same model again: nothing to do, production untouched.
     before = production_files(week)
@@ -297,7 +301,7 @@ def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, 
         assert re.search(comparison_row(current["metrics"]["mcc"], older["mcc"]), result.stdout)
         assert (
             f"refused: candidate mcc {older['mcc']:.4f} < production mcc {current['metrics']['mcc']:.4f}; "
-            f"production stays {current['model_version']} (nothing changed)"
+            f"production stays version {current['version']} ({current['model_version']}) (nothing changed)"
         ) in result.stdout
         assert production_files(week) == before
 
@@ -306,6 +310,7 @@ def test_a_worse_model_is_refused_and_production_is_unchanged(project: Project, 
         assert forced.returncode == 0, forced.stdout + forced.stderr
         assert "--force: promoted without comparing" in forced.stdout
         assert record(week)["model_version"].startswith("v1-") and record(week)["metrics"] == older
+        assert record(week)["version"] == 1  # the first model's version, registered once, is the champion again
     finally:
         project.git("checkout", "-q", "main")
         project.dvc("checkout")

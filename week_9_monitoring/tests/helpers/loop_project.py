@@ -18,8 +18,9 @@ RETRAINING = {"train.max_epochs": "2"}
 def first_model_project(root: Path) -> Project:
     """The week in `root` with data v1 reproduced (`dvc repro`) and committed; nothing promoted yet."""
     project = Project(root)
-    # As the repository's .gitignore does: production/ is the registry stand-in, outside git.
-    (project.week / ".gitignore").write_text("production/\n")
+    # As the repository's .gitignore does: the local model registry (mlruns/) and the champion's cache
+    # (production/) live outside git, so checking out an old commit never changes what is in production.
+    (project.week / ".gitignore").write_text("production/\nmlruns/\n")
     without_behaviour_thresholds(project.week)
     project.set_params(**FIRST_RUN)
     project.dvc("repro")
@@ -37,10 +38,10 @@ def without_behaviour_thresholds(week: Path) -> None:
 
 
 def record(week: Path) -> dict:
-    """production/model.json, the production record."""
-    return json.loads((week / "production" / "model.json").read_text())
+    """production/onnx/registered_model.json: the champion's record in its cached copy."""
+    return json.loads((week / "production" / "onnx" / "registered_model.json").read_text())
 
 
 def production_listing(week: Path) -> list[str]:
-    """What production/ holds, by name: after a finished install, exactly model.json and onnx."""
+    """What production/ holds, by name: after a finished fetch, exactly onnx (no .incoming or .previous)."""
     return sorted(path.name for path in (week / "production").iterdir())
